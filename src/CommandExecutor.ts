@@ -1,0 +1,305 @@
+/**
+ * The command executor: parses input, reads the boundary, folds, discovers, decides, and
+ * appends atomically, re-running the whole command under a retry `Schedule` when a stream it
+ * read changed in between.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Predicate, Random, Schedule, Schema } from "effect"
+import type * as Command from "./Command.ts"
+import {
+  type ConcurrencyConflict,
+  DiscoveryLimitExceeded,
+  type EventDecodeError,
+  type EventStoreError,
+  InvalidInput,
+  UndeclaredStream
+} from "./Errors.ts"
+import type * as Event from "./Event.ts"
+import * as EventId from "./EventId.ts"
+import * as EventStore from "./EventStore.ts"
+import * as Metadata from "./Metadata.ts"
+import type { Position } from "./Position.ts"
+import type { StreamId } from "./StreamId.ts"
+
+/**
+ * The default retry policy for concurrency conflicts, as in EventCore: 5 attempts in all,
+ * exponential from 10 ms ×2 with ±20% jitter, each delay capped at 1 second.
+ *
+ * @since 0.1.0
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("10 millis", 2).pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(1)))),
+  Schedule.upTo({ times: 4 })
+)
+
+/**
+ * How the executor retries.
+ *
+ * @since 0.1.0
+ */
+export interface Config {
+  /** Retries after a `ConcurrencyConflict`; every retry re-reads and re-decides. */
+  readonly retry?: Schedule.Schedule<unknown, ConcurrencyConflict> | undefined
+  /** Opt-in retries after a transient `EventStoreError` (connection loss, …). */
+  readonly transientRetry?: Schedule.Schedule<unknown, EventStoreError> | undefined
+}
+
+/**
+ * Options for one execution.
+ *
+ * @since 0.1.0
+ */
+export interface ExecuteOptions {
+  /** Carried into every event this execution writes. */
+  readonly metadata?: Metadata.Input | undefined
+  /** Overrides the executor's conflict retry policy for this execution. */
+  readonly retry?: Schedule.Schedule<unknown, ConcurrencyConflict> | undefined
+}
+
+/**
+ * An event the execution appended.
+ *
+ * @since 0.1.0
+ */
+export interface WrittenEvent extends EventStore.Committed {
+  readonly type: string
+}
+
+/**
+ * What an execution wrote.
+ *
+ * @since 0.1.0
+ */
+export interface ExecutionResult {
+  readonly command: string
+  readonly events: ReadonlyArray<WrittenEvent>
+  /** The version of every stream of the boundary after the commit. */
+  readonly versions: ReadonlyArray<{ readonly streamId: StreamId; readonly version: number }>
+  /** The position of the last event written; undefined when the command wrote nothing. */
+  readonly position: Position | undefined
+  /** How many times the command ran (1 when no conflict was retried). */
+  readonly attempts: number
+}
+
+/**
+ * Everything an execution can fail with, besides the command's own errors.
+ *
+ * @since 0.1.0
+ */
+export type ExecuteError =
+  | InvalidInput
+  | ConcurrencyConflict
+  | EventStoreError
+  | EventDecodeError
+  | UndeclaredStream
+  | DiscoveryLimitExceeded
+
+/**
+ * The executor service.
+ *
+ * @since 0.1.0
+ */
+export class CommandExecutor extends Context.Service<CommandExecutor, {
+  readonly execute: <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
+    command: Command.Command<I, IE, E, S, Roles, Err, R>,
+    input: IE,
+    options?: ExecuteOptions
+  ) => Effect.Effect<ExecutionResult, Err | ExecuteError, R>
+}>()("eventcore/CommandExecutor") {}
+
+interface BoundaryEntry<Roles extends string> {
+  readonly streamId: StreamId
+  readonly roles: Array<Roles | Command.Discovered>
+  version: number
+}
+
+const isConflict = (e: unknown): boolean => Predicate.isTagged(e, "ConcurrencyConflict")
+const isTransient = (e: unknown): boolean => Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
+
+/**
+ * Builds an executor on the given store.
+ *
+ * @since 0.1.0
+ */
+export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"], never, EventStore.EventStore> =>
+  Effect.map(EventStore.EventStore.useSync((store) => store), (store) => {
+    // Schedules see only the errors their `while` admits, so widening their input is sound.
+    const retry = (config?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>
+    const transientRetry = config?.transientRetry as Schedule.Schedule<unknown, unknown> | undefined
+
+    const execute = <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
+      command: Command.Command<I, IE, E, S, Roles, Err, R>,
+      rawInput: IE,
+      options?: ExecuteOptions
+    ): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
+      type Entry = BoundaryEntry<Roles>
+      const decodeInput = Schema.decodeUnknownExit(command.input)
+      const discoveryLimit = command.discoveryLimit ?? 10
+
+      const fold = (state: S, entries: ReadonlyArray<Entry>, reads: ReadonlyArray<EventStore.StreamRead>) =>
+        Effect.suspend(() => {
+          for (let i = 0; i < reads.length; i++) {
+            const read = reads[i] as EventStore.StreamRead
+            const entry = entries[i] as Entry
+            entry.version = read.version
+            for (const stored of read.events) {
+              const decoded = command.events.decode(stored)
+              if (decoded._tag === "Failure") return Effect.fail(decoded.failure)
+              for (const role of entry.roles) state = command.apply(state, decoded.success, role, entry.streamId)
+            }
+          }
+          return Effect.succeed(state)
+        })
+
+      const attempt = (input: I, metadata: Metadata.Metadata, attempts: { count: number }) =>
+        Effect.gen(function*() {
+          attempts.count++
+          const boundary = new Map<StreamId, Entry>()
+          const declared = command.streams(input)
+          for (const role in declared) {
+            const streamId = declared[role]
+            const entry = boundary.get(streamId)
+            if (entry === undefined) boundary.set(streamId, { streamId, roles: [role], version: 0 })
+            else entry.roles.push(role)
+          }
+          let entries = [...boundary.values()]
+          let state = yield* fold(command.initial, entries, yield* store.readStreams(entries.map((e) => e.streamId)))
+
+          if (command.discover !== undefined) {
+            for (let round = 1;; round++) {
+              const found: Array<Entry> = []
+              for (const streamId of command.discover(state, input)) {
+                if (boundary.has(streamId)) continue
+                const entry: Entry = { streamId, roles: ["discovered"], version: 0 }
+                boundary.set(streamId, entry)
+                found.push(entry)
+              }
+              if (found.length === 0) break
+              if (round > discoveryLimit) {
+                return yield* new DiscoveryLimitExceeded({
+                  command: command.name,
+                  limit: discoveryLimit,
+                  streams: [...boundary.keys()]
+                })
+              }
+              entries = found
+              state = yield* fold(state, found, yield* store.readStreams(found.map((e) => e.streamId)))
+            }
+          }
+
+          const handleOf = (streamId: StreamId): Command.Handle<E> => ({
+            streamId,
+            version: boundary.get(streamId)?.version ?? 0,
+            append: (event) => ({ streamId, event })
+          })
+          const streams = {} as { [K in Roles]: Command.Handle<E> }
+          for (const role in declared) streams[role] = handleOf(declared[role])
+          const writes = yield* command.handle({ input, state, streams, stream: handleOf })
+
+          if (writes.length === 0) {
+            return {
+              command: command.name,
+              events: [],
+              versions: [...boundary.values()].map(({ streamId, version }) => ({ streamId, version })),
+              position: undefined,
+              attempts: attempts.count
+            } satisfies ExecutionResult
+          }
+
+          const clock = yield* Clock.Clock
+          const random = yield* Random.Random
+          const events: Array<EventStore.EventToAppend> = []
+          for (const write of writes) {
+            if (!boundary.has(write.streamId)) {
+              return yield* new UndeclaredStream({
+                command: command.name,
+                streamId: write.streamId,
+                boundary: [...boundary.keys()]
+              })
+            }
+            const encoded = command.events.encode(write.event)
+            if (encoded._tag === "Failure") return yield* encoded.failure
+            events.push({
+              streamId: write.streamId,
+              eventId: EventId.generate(clock.currentTimeMillisUnsafe(), random),
+              type: encoded.success.type,
+              schemaVersion: encoded.success.schemaVersion,
+              payload: encoded.success.payload,
+              metadata
+            })
+          }
+          const appended = yield* store.append({
+            streams: [...boundary.values()].map(({ streamId, version }) => ({ streamId, expected: version })),
+            events
+          })
+          const written: Array<WrittenEvent> = appended.events.map((committed, i) => ({
+            ...committed,
+            type: (events[i] as EventStore.EventToAppend).type
+          }))
+          return {
+            command: command.name,
+            events: written,
+            versions: appended.versions,
+            position: written[written.length - 1]?.position,
+            attempts: attempts.count
+          } satisfies ExecutionResult
+        })
+
+      return Effect.gen(function*() {
+        const parsed = decodeInput(rawInput)
+        if (parsed._tag === "Failure") {
+          const failure = parsed.cause.reasons.find((r) => r._tag === "Fail")
+          return yield* (failure !== undefined && failure._tag === "Fail"
+            ? InvalidInput.fromIssue(`input of command ${command.name}`, failure.error.issue)
+            : new InvalidInput({ subject: `input of command ${command.name}`, path: [], issue: String(parsed.cause) }))
+        }
+        const metadata = Metadata.fromInput(options?.metadata, yield* EventId.make)
+        const attempts = { count: 0 }
+        let once = attempt(parsed.value, metadata, attempts)
+        if (transientRetry !== undefined) once = Effect.retry(once, { schedule: transientRetry, while: isTransient })
+        const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
+        const result = yield* Effect.retry(once, { schedule, while: isConflict })
+        yield* Effect.annotateCurrentSpan("eventcore.attempts", result.attempts)
+        return result
+      }).pipe(Effect.withSpan("CommandExecutor.execute", { attributes: { "eventcore.command": command.name } }))
+    }
+
+    return CommandExecutor.of({ execute })
+  })
+
+/**
+ * A layer providing the executor, on whatever `EventStore` is provided to it.
+ *
+ * @example
+ * ```ts
+ * import { Layer, Schedule } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const Live = CommandExecutor.layer({ retry: Schedule.recurs(10) }).pipe(Layer.provide(MemoryEventStore.layer))
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (config?: Config): Layer.Layer<CommandExecutor, never, EventStore.EventStore> =>
+  Layer.effect(CommandExecutor, make(config))
+
+/**
+ * Executes a command through the current executor.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ *
+ * // const result = yield* CommandExecutor.execute(Transfer, { from: "acc-1", to: "acc-2", amount: 10 })
+ * ```
+ * @since 0.1.0
+ */
+export const execute = <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
+  command: Command.Command<I, IE, E, S, Roles, Err, R>,
+  input: IE,
+  options?: ExecuteOptions
+): Effect.Effect<ExecutionResult, Err | ExecuteError, CommandExecutor | R> =>
+  CommandExecutor.use((executor) => executor.execute(command, input, options))

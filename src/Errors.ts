@@ -1,0 +1,208 @@
+/**
+ * The typed errors of EventCore. Every error names what was wrong and where, so a
+ * person reading a log line can act on it without a debugger.
+ *
+ * @since 0.1.0
+ */
+import { Schema, SchemaIssue } from "effect"
+
+const PathSegment = Schema.Union([Schema.String, Schema.Number])
+
+/**
+ * Input (a command's input, a stream id, a position) did not parse. Nothing was read or written.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StreamId } from "eventcore"
+ *
+ * // fails with InvalidInput { subject: "stream id", path: [], issue: "..." }
+ * const program = StreamId.make("   ")
+ * ```
+ * @since 0.1.0
+ */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  /** What was being parsed: "stream id", "input of command Transfer", … */
+  subject: Schema.String,
+  /** Where in the input the first problem is; empty for the input as a whole. */
+  path: Schema.Array(PathSegment),
+  /** The Schema issue, formatted. */
+  issue: Schema.String
+}) {
+  override get message(): string {
+    const where = this.path.length === 0 ? "" : ` at ${this.path.map((p) => JSON.stringify(p)).join(".")}`
+    return `Invalid ${this.subject}${where}: ${this.issue}`
+  }
+
+  /** Builds an InvalidInput from a Schema issue, keeping the path of its first leaf. */
+  static fromIssue(subject: string, issue: SchemaIssue.Issue): InvalidInput {
+    const formatted = standardFormatter(issue)
+    const first = formatted.issues[0]
+    const path = (first?.path ?? []).map(toSegment)
+    const text = formatted.issues.map((i) => i.message).join("; ")
+    return new InvalidInput({ subject, path, issue: text.length > 0 ? text : String(issue) })
+  }
+}
+
+const standardFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
+const toSegment = (segment: unknown): string | number => {
+  const key = typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+  return typeof key === "number" ? key : String(key)
+}
+
+/**
+ * A command's decision refused the input given the current state. Never retried.
+ *
+ * @example
+ * ```ts
+ * import { BusinessRuleViolation } from "eventcore"
+ *
+ * new BusinessRuleViolation({
+ *   rule: "insufficient-funds",
+ *   message: "account acc-1 holds 10, cannot withdraw 50",
+ *   details: { balance: 10, amount: 50 }
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export class BusinessRuleViolation extends Schema.TaggedError<BusinessRuleViolation>()("BusinessRuleViolation", {
+  rule: Schema.String,
+  message: Schema.String,
+  details: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+}) {}
+
+/**
+ * One stream whose version differed from the version a command read.
+ *
+ * @since 0.1.0
+ */
+export const VersionMismatch = Schema.Struct({
+  streamId: Schema.String,
+  /** The version the command read (or "any"). */
+  expected: Schema.Union([Schema.Number, Schema.Literal("any")]),
+  /** The version the store holds now. */
+  actual: Schema.Number
+})
+
+/**
+ * @since 0.1.0
+ */
+export type VersionMismatch = typeof VersionMismatch.Type
+
+/**
+ * A stream in the command's boundary changed between read and append. The executor retries
+ * these under its Schedule and surfaces this error only once retries are exhausted.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ *
+ * // program.pipe(Effect.catchTag("ConcurrencyConflict", (e) => Effect.log(e.message)))
+ * ```
+ * @since 0.1.0
+ */
+export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>()("ConcurrencyConflict", {
+  conflicts: Schema.Array(VersionMismatch)
+}) {
+  override get message(): string {
+    return `Concurrency conflict: ${
+      this.conflicts.map((c) => `stream ${JSON.stringify(c.streamId)} expected version ${c.expected}, found ${c.actual}`)
+        .join("; ")
+    }`
+  }
+}
+
+/**
+ * A command tried to write to a stream it did not read. Nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { UndeclaredStream } from "eventcore"
+ *
+ * new UndeclaredStream({ command: "Transfer", streamId: "account-9", boundary: ["account-1", "account-2"] })
+ * ```
+ * @since 0.1.0
+ */
+export class UndeclaredStream extends Schema.TaggedError<UndeclaredStream>()("UndeclaredStream", {
+  command: Schema.String,
+  streamId: Schema.String,
+  boundary: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `Command ${this.command} tried to write to stream ${
+      JSON.stringify(this.streamId)
+    }, which is outside its boundary [${this.boundary.map((s) => JSON.stringify(s)).join(", ")}]`
+  }
+}
+
+/**
+ * A stored event could not be decoded by the reader's schema: unknown type, unknown
+ * schema version, or a payload the schema rejects. Never skipped silently.
+ *
+ * @example
+ * ```ts
+ * import { EventDecodeError } from "eventcore"
+ *
+ * new EventDecodeError({ streamId: "account-1", streamVersion: 3, type: "Renamed", schemaVersion: 1, reason: "unknown event type" })
+ * ```
+ * @since 0.1.0
+ */
+export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("EventDecodeError", {
+  streamId: Schema.String,
+  streamVersion: Schema.Number,
+  type: Schema.String,
+  schemaVersion: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Cannot decode event ${JSON.stringify(this.type)} v${this.schemaVersion} at ${
+      JSON.stringify(this.streamId)
+    }@${this.streamVersion}: ${this.reason}`
+  }
+}
+
+/**
+ * The event store failed. `transient` errors (connection loss, serialization failure of the
+ * database) may succeed when retried; the executor retries them only when configured to.
+ *
+ * @example
+ * ```ts
+ * import { EventStoreError } from "eventcore"
+ *
+ * new EventStoreError({ operation: "append", transient: true, cause: new Error("connection reset") })
+ * ```
+ * @since 0.1.0
+ */
+export class EventStoreError extends Schema.TaggedError<EventStoreError>()("EventStoreError", {
+  operation: Schema.String,
+  transient: Schema.Boolean,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${cause}`
+  }
+}
+
+/**
+ * A command kept discovering new streams past its limit of discovery rounds.
+ *
+ * @example
+ * ```ts
+ * import { DiscoveryLimitExceeded } from "eventcore"
+ *
+ * new DiscoveryLimitExceeded({ command: "PlaceOrder", limit: 10, streams: ["product-1"] })
+ * ```
+ * @since 0.1.0
+ */
+export class DiscoveryLimitExceeded extends Schema.TaggedError<DiscoveryLimitExceeded>()("DiscoveryLimitExceeded", {
+  command: Schema.String,
+  limit: Schema.Number,
+  /** Every stream read when the limit was hit. */
+  streams: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `Command ${this.command} was still discovering streams after ${this.limit} rounds (read ${this.streams.length} streams)`
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Stream identifiers, parsed at the boundary: trimmed, 1–255 characters (code points),
+ * no control characters. Inside the library a `StreamId` is always valid.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect, type Exit, Schema } from "effect"
+import { InvalidInput } from "./Errors.ts"
+
+/** The longest stream id, in code points. */
+export const maxLength = 255
+
+// oxlint-disable-next-line no-control-regex
+const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
+
+const codePointLength = (s: string): number => {
+  let n = 0
+  for (const _ of s) n++
+  return n
+}
+
+/**
+ * The schema of a stream id: decodes any string by trimming it and checking its length and
+ * characters. Use it inside command input schemas.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { StreamId } from "eventcore"
+ *
+ * const Input = Schema.Struct({ account: StreamId.StreamId })
+ * ```
+ * @since 0.1.0
+ */
+export const StreamId = Schema.Trim.pipe(
+  Schema.check(
+    Schema.makeFilter((s: string) => s.length > 0 || "a stream id must not be empty"),
+    Schema.makeFilter((s: string) =>
+      codePointLength(s) <= maxLength || `a stream id must be at most ${maxLength} characters long`
+    ),
+    Schema.makeFilter((s: string) => !controlCharacter.test(s) || "a stream id must not contain control characters")
+  ),
+  Schema.brand("eventcore/StreamId")
+)
+
+/**
+ * @since 0.1.0
+ */
+export type StreamId = typeof StreamId.Type
+
+const decode = Schema.decodeUnknownExit(StreamId)
+
+/**
+ * Parses a stream id, failing with `InvalidInput` that says what is wrong.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { StreamId } from "eventcore"
+ *
+ * const id = Effect.runSync(StreamId.make("account-42"))
+ * ```
+ * @since 0.1.0
+ */
+export const make = (input: string): Effect.Effect<StreamId, InvalidInput> => {
+  const exit = decode(input)
+  if (exit._tag === "Success") return Effect.succeed(exit.value)
+  return Effect.fail(toInvalidInput(exit))
+}
+
+/**
+ * Parses a stream id and throws on bad input; for constants and tests.
+ *
+ * @example
+ * ```ts
+ * import { StreamId } from "eventcore"
+ *
+ * const id = StreamId.makeUnsafe("account-42")
+ * ```
+ * @since 0.1.0
+ */
+export const makeUnsafe = (input: string): StreamId => {
+  const exit = decode(input)
+  if (exit._tag === "Success") return exit.value
+  throw toInvalidInput(exit)
+}
+
+const toInvalidInput = (exit: Exit.Failure<StreamId, Schema.SchemaError>): InvalidInput => {
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  return failure !== undefined
+    ? InvalidInput.fromIssue("stream id", failure.error.issue)
+    : new InvalidInput({ subject: "stream id", path: [], issue: Cause.pretty(exit.cause) })
+}

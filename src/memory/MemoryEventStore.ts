@@ -1,0 +1,172 @@
+/**
+ * The in-memory event store: the embedded default, for tests and demos. Every operation runs
+ * synchronously inside one fiber step, so an append is atomic without locks.
+ *
+ * @since 0.1.0
+ */
+import { Clock, DateTime, Effect, Layer } from "effect"
+import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
+import * as EventStore from "../EventStore.ts"
+import * as Position from "../Position.ts"
+import type { StoredEvent } from "../StoredEvent.ts"
+import type { StreamId } from "../StreamId.ts"
+
+// Positions in memory: the transaction part is the commit number, the sequence part the
+// event's index in the global log plus one, so `sequence(position)` indexes the log directly.
+const logIndexAfter = (after: Position.Position): number => Number(Position.sequence(after))
+
+const deepFreeze = <A>(value: A): A => {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
+}
+
+/**
+ * Builds a fresh, empty in-memory store.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const store = Effect.runSync(MemoryEventStore.make)
+ * ```
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync(() => {
+  const log: Array<StoredEvent> = []
+  const streams = new Map<StreamId, Array<StoredEvent>>()
+  let commits = 0
+  let waiters: Array<() => void> = []
+
+  const versionOf = (streamId: StreamId): number => streams.get(streamId)?.length ?? 0
+
+  const wake = () => {
+    if (waiters.length === 0) return
+    const woken = waiters
+    waiters = []
+    for (const resume of woken) resume()
+  }
+
+  const validate = (request: EventStore.AppendRequest): InvalidInput | ConcurrencyConflict | undefined => {
+    const boundary = new Set<StreamId>()
+    for (const { streamId } of request.streams) boundary.add(streamId)
+    for (let i = 0; i < request.events.length; i++) {
+      const event = request.events[i]
+      if (event !== undefined && !boundary.has(event.streamId)) {
+        return new InvalidInput({
+          subject: "append request",
+          path: ["events", i, "streamId"],
+          issue: `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
+        })
+      }
+    }
+    let conflicts: Array<VersionMismatch> | undefined
+    for (const { expected, streamId } of request.streams) {
+      const actual = versionOf(streamId)
+      if (expected !== "any" && expected !== actual) {
+        ;(conflicts ??= []).push({ streamId, expected, actual })
+      }
+    }
+    return conflicts === undefined ? undefined : new ConcurrencyConflict({ conflicts })
+  }
+
+  const append = (request: EventStore.AppendRequest) =>
+    Clock.clockWith((clock) =>
+      Effect.suspend(() => {
+        const invalid = validate(request)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const recordedAt = DateTime.makeUnsafe(clock.currentTimeMillisUnsafe())
+        const commit = ++commits
+        const committed: Array<EventStore.Committed> = []
+        for (const event of request.events) {
+          let stream = streams.get(event.streamId)
+          if (stream === undefined) {
+            stream = []
+            streams.set(event.streamId, stream)
+          }
+          const stored: StoredEvent = Object.freeze({
+            eventId: event.eventId,
+            streamId: event.streamId,
+            streamVersion: stream.length + 1,
+            position: Position.make(commit, log.length + 1),
+            type: event.type,
+            schemaVersion: event.schemaVersion,
+            payload: deepFreeze(event.payload),
+            metadata: deepFreeze(event.metadata),
+            recordedAt
+          })
+          stream.push(stored)
+          log.push(stored)
+          committed.push({
+            eventId: stored.eventId,
+            streamId: stored.streamId,
+            streamVersion: stored.streamVersion,
+            position: stored.position
+          })
+        }
+        wake()
+        return Effect.succeed<EventStore.AppendResult>({
+          events: committed,
+          versions: request.streams.map(({ streamId }) => ({ streamId, version: versionOf(streamId) }))
+        })
+      })
+    )
+
+  const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
+    Effect.sync(() =>
+      streamIds.map((streamId): EventStore.StreamRead => {
+        const events = streams.get(streamId)
+        return events === undefined
+          ? { streamId, version: 0, events: [] }
+          : { streamId, version: events.length, events: events.slice() }
+      })
+    )
+
+  const readPage = (options: {
+    readonly after: Position.Position
+    readonly filter?: EventStore.EventFilter | undefined
+    readonly limit: number
+  }) =>
+    Effect.sync((): EventStore.Page => {
+      const events: Array<StoredEvent> = []
+      let index = logIndexAfter(options.after)
+      while (index < log.length && events.length < options.limit) {
+        const event = log[index++] as StoredEvent
+        if (EventStore.matches(options.filter, event)) events.push(event)
+      }
+      const next = index === 0 ? options.after : (log[index - 1] as StoredEvent).position
+      return { events, next: Position.isAfter(next, options.after) ? next : options.after, end: index >= log.length }
+    })
+
+  const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)
+
+  const awaitAppend = (after: Position.Position) =>
+    Effect.callback<void>((resume) => {
+      if (log.length > logIndexAfter(after)) return resume(Effect.void)
+      const waiter = () => resume(Effect.void)
+      waiters.push(waiter)
+      return Effect.sync(() => {
+        waiters = waiters.filter((w) => w !== waiter)
+      })
+    })
+
+  return EventStore.EventStore.of({ append, readStreams, readPage, head, awaitAppend })
+})
+
+/**
+ * A layer providing a fresh in-memory `EventStore`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const AppLayer = CommandExecutor.layer().pipe(Layer.provide(MemoryEventStore.layer))
+ * ```
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<EventStore.EventStore> = Layer.effect(EventStore.EventStore, make)

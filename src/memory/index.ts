@@ -1,0 +1,6 @@
+/**
+ * The in-memory backend: `import { MemoryEventStore } from "eventcore/memory"`.
+ *
+ * @since 0.1.0
+ */
+export * as MemoryEventStore from "./MemoryEventStore.ts"
