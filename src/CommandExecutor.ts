@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Predicate, Random, Schedule, Schema } from "effect"
+import { Clock, Context, Duration, Effect, type Exit, Layer, Predicate, Random, Schedule, Schema } from "effect"
 import type * as Command from "./Command.ts"
 import {
   type ConcurrencyConflict,
@@ -118,6 +118,40 @@ interface BoundaryEntry<Roles extends string> {
 const isConflict = (e: unknown): boolean => Predicate.isTagged(e, "ConcurrencyConflict")
 const isTransient = (e: unknown): boolean => Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
 
+// Compiling a Schema decoder costs far more than running it: compile once per command.
+const decoders = new WeakMap<object, (input: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()
+const inputDecoder = <I, IE>(
+  command: { readonly input: Schema.Codec<I, IE, never, never> }
+): (input: unknown) => Exit.Exit<I, Schema.SchemaError> => {
+  let decoder = decoders.get(command)
+  if (decoder === undefined) {
+    decoder = Schema.decodeUnknownExit(command.input)
+    decoders.set(command, decoder)
+  }
+  return decoder as (input: unknown) => Exit.Exit<I, Schema.SchemaError>
+}
+
+/**
+ * `Effect.retry` with the schedule set up only once the first attempt has failed: most
+ * executions succeed at once and should not pay for the schedule. The first failure is
+ * replayed into the retry loop without re-running, so the schedule counts attempts exactly as
+ * `Effect.retry(self, schedule)` would.
+ */
+const retryAfterFirstFailure = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  schedule: Schedule.Schedule<unknown, unknown>,
+  retryable: (error: unknown) => boolean
+): Effect.Effect<A, E, R> =>
+  Effect.catchIf(self, retryable, (first) => {
+    let replayed = false
+    const again = Effect.suspend(() => {
+      if (replayed) return self
+      replayed = true
+      return Effect.fail(first)
+    })
+    return Effect.retry(again, { schedule, while: retryable })
+  })
+
 /**
  * Builds an executor on the given store.
  *
@@ -135,7 +169,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
       options?: ExecuteOptions
     ): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
       type Entry = BoundaryEntry<Roles>
-      const decodeInput = Schema.decodeUnknownExit(command.input)
+      const decodeInput = inputDecoder(command)
       const discoveryLimit = command.discoveryLimit ?? 10
 
       const fold = (state: S, entries: ReadonlyArray<Entry>, reads: ReadonlyArray<EventStore.StreamRead>) =>
@@ -247,7 +281,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           } satisfies ExecutionResult
         })
 
-      return Effect.gen(function*() {
+      const execution = Effect.gen(function*() {
         const parsed = decodeInput(rawInput)
         if (parsed._tag === "Failure") {
           const failure = parsed.cause.reasons.find((r) => r._tag === "Fail")
@@ -258,12 +292,17 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
         const metadata = Metadata.fromInput(options?.metadata, yield* EventId.make)
         const attempts = { count: 0 }
         let once = attempt(parsed.value, metadata, attempts)
-        if (transientRetry !== undefined) once = Effect.retry(once, { schedule: transientRetry, while: isTransient })
+        if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
         const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-        const result = yield* Effect.retry(once, { schedule, while: isConflict })
+        const result = yield* retryAfterFirstFailure(once, schedule, isConflict)
         yield* Effect.annotateCurrentSpan("eventcore.attempts", result.attempts)
         return result
-      }).pipe(Effect.withSpan("CommandExecutor.execute", { attributes: { "eventcore.command": command.name } }))
+      })
+      return Effect.withSpan(execution, "CommandExecutor.execute", {
+        attributes: { "eventcore.command": command.name },
+        // A stack trace per command costs more than the rest of an in-memory execution.
+        captureStackTrace: false
+      })
     }
 
     return CommandExecutor.of({ execute })

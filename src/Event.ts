@@ -7,7 +7,7 @@
  */
 import { Exit, Result, Schema, SchemaAST } from "effect"
 import { EventDecodeError, InvalidInput } from "./Errors.ts"
-import type { StoredEvent } from "./StoredEvent.ts"
+import { memoOf, type StoredEvent } from "./StoredEvent.ts"
 
 /**
  * The shape every event has: a `_tag` that is its stored type name.
@@ -131,7 +131,7 @@ export interface Catalog<E extends Tagged> {
   readonly schema: Schema.Codec<E, unknown, never, never>
   /** Encodes an event at its current version. */
   readonly encode: (event: E) => Result.Result<Encoded, InvalidInput>
-  /** Decodes a stored event, upcasting older versions. Results are cached per stored event. */
+  /** Decodes a stored event, upcasting older versions (memoized for stores that support it). */
   readonly decode: (event: StoredEvent) => Result.Result<E, EventDecodeError>
   /** Whether the catalog knows a stored type. */
   readonly has: (type: string) => boolean
@@ -198,7 +198,7 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
       upcasts: upcasts.map((u) => ({ decode: Schema.decodeUnknownExit(u.from), to: u.to }))
     })
   }
-  const cache = new WeakMap<StoredEvent, E>()
+  const owner = {}
 
   const fail = (event: StoredEvent, reason: string) =>
     Result.fail(
@@ -212,8 +212,17 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
     )
 
   const decode = (event: StoredEvent): Result.Result<E, EventDecodeError> => {
-    const cached = cache.get(event)
-    if (cached !== undefined) return Result.succeed(cached)
+    const memo = memoOf(event)
+    if (memo !== undefined && memo.owner === owner) return memo.result as Result.Result<E, EventDecodeError>
+    const result = decodeUncached(event)
+    if (memo !== undefined && Result.isSuccess(result)) {
+      memo.owner = owner
+      memo.result = result
+    }
+    return result
+  }
+
+  const decodeUncached = (event: StoredEvent): Result.Result<E, EventDecodeError> => {
     const entry = entries.get(event.type)
     if (entry === undefined) return fail(event, `unknown event type (this reader knows ${[...entries.keys()].join(", ")})`)
     if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1 || event.schemaVersion > entry.version) {
@@ -235,9 +244,7 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
     if (current._tag === "Failure") {
       return fail(event, `payload does not match schema version ${entry.version}: ${issueOf(current)}`)
     }
-    const value = current.value as E
-    cache.set(event, value)
-    return Result.succeed(value)
+    return Result.succeed(current.value as E)
   }
 
   const encode = (event: E): Result.Result<Encoded, InvalidInput> => {

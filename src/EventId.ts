@@ -25,7 +25,8 @@ export const EventId = Schema.String.check(Schema.isUUID()).pipe(Schema.brand("e
  */
 export type EventId = typeof EventId.Type
 
-const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, "0")
+const byteHex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
+const hex16 = (n: number): string => (byteHex[(n >>> 8) & 0xff] as string) + (byteHex[n & 0xff] as string)
 const random16 = (random: Random.Random): number => Math.floor(random.nextDoubleUnsafe() * 0x10000)
 
 /**
@@ -43,11 +44,13 @@ const random16 = (random: Random.Random): number => Math.floor(random.nextDouble
  */
 export const generate = (millis: number, random: Random.Random): EventId => {
   const ms = Math.max(0, Math.floor(millis))
-  const high = Math.floor(ms / 0x10000)
-  const low = ms % 0x10000
-  return `${hex(high, 8)}-${hex(low, 4)}-7${hex(random16(random) & 0xfff, 3)}-${
-    hex(0x8000 | (random16(random) & 0x3fff), 4)
-  }-${hex(random16(random), 4)}${hex(random16(random), 4)}${hex(random16(random), 4)}` as EventId
+  // 48 bits of milliseconds, version 7, 12 random bits, variant 0b10, 62 random bits.
+  const high = Math.floor(ms / 0x100000000)
+  const mid = Math.floor(ms / 0x10000) & 0xffff
+  const low = ms & 0xffff
+  return `${hex16(high)}${hex16(mid)}-${hex16(low)}-${hex16(0x7000 | (random16(random) & 0xfff))}-${
+    hex16(0x8000 | (random16(random) & 0x3fff))
+  }-${hex16(random16(random))}${hex16(random16(random))}${hex16(random16(random))}` as EventId
 }
 
 /**

@@ -32,9 +32,10 @@ export const Position = Schema.String.check(Schema.isPattern(/^\d{20}\.\d{20}$/)
  */
 export type Position = typeof Position.Type
 
+const zeros = "0".repeat(width)
 const pad = (n: bigint | number): string => {
   const s = n.toString()
-  return s.length >= width ? s : "0".repeat(width - s.length) + s
+  return s.length >= width ? s : zeros.slice(s.length) + s
 }
 
 /**

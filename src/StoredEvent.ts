@@ -37,3 +37,40 @@ export interface StoredEvent {
   readonly metadata: Metadata
   readonly recordedAt: DateTime.Utc
 }
+
+/**
+ * A store whose stored events keep their identity across reads (the memory store) gives each
+ * one a memo cell under this key, so a catalog decodes each event once instead of on every
+ * read. Events are immutable, so the memo is never stale; the cell holds the last catalog's
+ * result only, which is all a fold needs.
+ *
+ * @since 0.1.0
+ */
+export const DecodeMemo: unique symbol = Symbol.for("eventcore/StoredEvent/DecodeMemo")
+
+/**
+ * The memo cell a store may attach under `DecodeMemo`.
+ *
+ * @since 0.1.0
+ */
+export interface Memo {
+  owner: unknown
+  result: unknown
+}
+
+/**
+ * Attaches an empty memo cell to a stored event, for stores that keep event identity.
+ *
+ * @since 0.1.0
+ */
+export const withMemo = <A extends StoredEvent>(event: A): A => {
+  Object.defineProperty(event, DecodeMemo, { value: { owner: undefined, result: undefined } satisfies Memo })
+  return event
+}
+
+/**
+ * The memo cell of a stored event, when its store attached one.
+ *
+ * @since 0.1.0
+ */
+export const memoOf = (event: StoredEvent): Memo | undefined => (event as { readonly [DecodeMemo]?: Memo })[DecodeMemo]

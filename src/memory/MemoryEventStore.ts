@@ -8,7 +8,7 @@ import { Clock, DateTime, Effect, Layer } from "effect"
 import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
 import * as Position from "../Position.ts"
-import type { StoredEvent } from "../StoredEvent.ts"
+import { type StoredEvent, withMemo } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
 
 // Positions in memory: the transaction part is the commit number, the sequence part the
@@ -51,11 +51,10 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
   }
 
   const validate = (request: EventStore.AppendRequest): InvalidInput | ConcurrencyConflict | undefined => {
-    const boundary = new Set<StreamId>()
-    for (const { streamId } of request.streams) boundary.add(streamId)
+    const inBoundary = (streamId: StreamId) => request.streams.some((s) => s.streamId === streamId)
     for (let i = 0; i < request.events.length; i++) {
       const event = request.events[i]
-      if (event !== undefined && !boundary.has(event.streamId)) {
+      if (event !== undefined && !inBoundary(event.streamId)) {
         return new InvalidInput({
           subject: "append request",
           path: ["events", i, "streamId"],
@@ -87,7 +86,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
             stream = []
             streams.set(event.streamId, stream)
           }
-          const stored: StoredEvent = Object.freeze({
+          const stored: StoredEvent = Object.freeze(withMemo({
             eventId: event.eventId,
             streamId: event.streamId,
             streamVersion: stream.length + 1,
@@ -97,7 +96,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
             payload: deepFreeze(event.payload),
             metadata: deepFreeze(event.metadata),
             recordedAt
-          })
+          }))
           stream.push(stored)
           log.push(stored)
           committed.push({

@@ -1,0 +1,107 @@
+/**
+ * The banking demo as a function of its settings, so `main.ts` runs it on whichever store
+ * is configured and a test runs it small.
+ */
+import { Clock, Console, Effect, Random, Result } from "effect"
+import { CommandExecutor, EventStore, StreamId } from "eventcore"
+import { Deposit, OpenAccount, Transfer } from "./Account.ts"
+import * as Balances from "./Balances.ts"
+
+export interface Settings {
+  readonly accounts: number
+  readonly initialBalance: number
+  readonly transfers: number
+  readonly fibers: number
+}
+
+export interface Report {
+  readonly commands: number
+  readonly transfersCommitted: number
+  readonly transfersRejected: number
+  readonly conflictsRetried: number
+  readonly totalBefore: number
+  readonly totalAfter: number
+  readonly readModelTotal: number
+  readonly transfersPerSecond: number
+}
+
+const accountId = (i: number) => StreamId.makeUnsafe(`account-${String(i).padStart(4, "0")}`)
+
+/** Opens the accounts, runs the transfers from many fibers, and checks that money was conserved. */
+export const run = (settings: Settings) =>
+  Effect.scoped(Effect.gen(function*() {
+    const readModel = yield* Balances.start
+    const ids = Array.from({ length: settings.accounts }, (_, i) => accountId(i))
+    yield* Effect.forEach(ids, (account, i) =>
+      CommandExecutor.execute(OpenAccount, { account, owner: `owner ${i}` }).pipe(
+        Effect.andThen(CommandExecutor.execute(Deposit, { account, amount: settings.initialBalance }))
+      ), { concurrency: 8, discard: true })
+    const totalBefore = settings.accounts * settings.initialBalance
+
+    let committed = 0
+    let rejected = 0
+    let retried = 0
+    const perFiber = Math.ceil(settings.transfers / settings.fibers)
+    const worker = Effect.forEach(Array.from({ length: perFiber }), () =>
+      Effect.gen(function*() {
+        const from = ids[yield* Random.nextIntBetween(0, ids.length, { halfOpen: true })] as StreamId.StreamId
+        const to = ids[yield* Random.nextIntBetween(0, ids.length, { halfOpen: true })] as StreamId.StreamId
+        const amount = yield* Random.nextIntBetween(1, settings.initialBalance / 2)
+        const result = yield* Effect.result(CommandExecutor.execute(Transfer, { from, to, amount }))
+        if (Result.isSuccess(result)) {
+          committed++
+          retried += result.success.attempts - 1
+        } else if (result.failure._tag === "BusinessRuleViolation") {
+          rejected++
+        } else {
+          return yield* result.failure
+        }
+      }), { discard: true })
+
+    const started = yield* Clock.currentTimeMillis
+    yield* Effect.forEach(Array.from({ length: settings.fibers }), () => worker, {
+      concurrency: "unbounded",
+      discard: true
+    })
+    const elapsed = Math.max(1, (yield* Clock.currentTimeMillis) - started)
+
+    const reads = yield* EventStore.EventStore.use((store) => store.readStreams(ids))
+    const totalAfter = reads.reduce((sum, read) =>
+      sum + read.events.reduce((s, e) => {
+        const payload = e.payload as { readonly amount?: number }
+        const amount = payload.amount ?? 0
+        return s + (e.type === "MoneyDeposited" || e.type === "TransferReceived" ? amount : e.type === "AccountOpened" ? 0 : -amount)
+      }, 0), 0)
+    yield* readModel.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
+    const model = yield* readModel.current
+    const readModelTotal = [...model.balances.values()].reduce((a, b) => a + b, 0)
+
+    return {
+      commands: settings.accounts * 2 + perFiber * settings.fibers,
+      transfersCommitted: committed,
+      transfersRejected: rejected,
+      conflictsRetried: retried,
+      totalBefore,
+      totalAfter,
+      readModelTotal,
+      transfersPerSecond: Math.round((perFiber * settings.fibers) / (elapsed / 1000))
+    } satisfies Report
+  }))
+
+export const print = (report: Report, store: string) =>
+  Console.log(
+    [
+      `EventCore banking demo on the ${store} store`,
+      `  commands executed:    ${report.commands}`,
+      `  transfers committed:  ${report.transfersCommitted}`,
+      `  transfers rejected:   ${report.transfersRejected} (insufficient funds or same account)`,
+      `  conflicts retried:    ${report.conflictsRetried}`,
+      `  throughput:           ${report.transfersPerSecond} transfers/s`,
+      `  total before:         ${report.totalBefore}`,
+      `  total after (events): ${report.totalAfter}`,
+      `  total (read model):   ${report.readModelTotal}`,
+      report.totalBefore === report.totalAfter && report.totalAfter === report.readModelTotal
+        ? "  money conserved: yes"
+        : "  money conserved: NO"
+    ].join("\n")
+  )

@@ -1,0 +1,4 @@
+import { MemoryEventStore } from "eventcore/memory"
+import { EventStoreContract } from "eventcore/testing"
+
+EventStoreContract.suite("memory", MemoryEventStore.layer)
