@@ -1,0 +1,352 @@
+/**
+ * A chaotic `EventStore`: wraps any store and, with seeded (reproducible) probabilities per
+ * operation, injects failures (`EventStoreError`, transient or not), concurrency conflicts
+ * (a `ConcurrencyConflict` before the real append runs) and latency (`Effect.sleep`, which
+ * waits on the `TestClock` in tests, or scheduler yields, which interleave fibers without
+ * any clock).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const Chaotic = ChaosStore.layer({ seed: "chaos", faults: { yield: 0.5 }, operations: { append: { conflict: 0.1 } } })
+ *   .pipe(Layer.provide(MemoryEventStore.layer))
+ * const Live = CommandExecutor.layer().pipe(Layer.provideMerge(Chaotic))
+ *
+ * // after a run: const stats = yield* ChaosStore.stats
+ * ```
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Random } from "effect"
+import { ConcurrencyConflict, EventStoreError } from "../Errors.ts"
+import * as EventStore from "../EventStore.ts"
+
+/**
+ * The store operations chaos can target.
+ *
+ * @since 0.1.0
+ */
+export type Operation = "readStreams" | "append" | "readPage" | "head" | "awaitAppend"
+
+/**
+ * @since 0.1.0
+ */
+export const operations: ReadonlyArray<Operation> = ["readStreams", "append", "readPage", "head", "awaitAppend"]
+
+/**
+ * Probabilities (0..1) of each fault on one call of an operation. Each call draws one number
+ * per kind, so a seed reproduces the same faults for the same sequence of calls.
+ *
+ * - `failure`: a non-transient `EventStoreError` instead of the operation;
+ * - `transient`: a transient `EventStoreError` instead of the operation;
+ * - `conflict` (append only): a `ConcurrencyConflict` instead of the append, as if another
+ *   writer had committed to the first stream of the boundary;
+ * - `latency`: an `Effect.sleep` of `Options.latency` (advance the `TestClock` to release it);
+ * - `yield`: 1..`Options.maxYields` scheduler yields, so other fibers run in between.
+ *
+ * Latency and yields happen before `append`, `head` and `awaitAppend`, and *after* the read of
+ * `readStreams` and `readPage`, so what a reader holds is as stale as possible.
+ *
+ * @since 0.1.0
+ */
+export interface Faults {
+  readonly failure?: number | undefined
+  readonly transient?: number | undefined
+  readonly conflict?: number | undefined
+  readonly latency?: number | undefined
+  readonly yield?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Seeds the chaos; the same seed and the same calls give the same faults. Default "chaos". */
+  readonly seed?: string | number | undefined
+  /** Faults for every operation. */
+  readonly faults?: Faults | undefined
+  /** Faults for single operations; they replace `faults` field by field. */
+  readonly operations?: { readonly [K in Operation]?: Faults | undefined } | undefined
+  /** How long an injected latency sleeps. Default 10 millis. */
+  readonly latency?: Duration.Input | undefined
+  /** The most yields one injection makes. Default 3. */
+  readonly maxYields?: number | undefined
+}
+
+/**
+ * What was injected, per operation.
+ *
+ * @since 0.1.0
+ */
+export interface OperationStats {
+  readonly calls: number
+  readonly failures: number
+  readonly transientFailures: number
+  readonly conflicts: number
+  readonly latencies: number
+  readonly yields: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export type Stats = { readonly [K in Operation]: OperationStats }
+
+/**
+ * Inspects and resets a chaos store's counters.
+ *
+ * @since 0.1.0
+ */
+export class ChaosStore extends Context.Service<ChaosStore, {
+  readonly stats: Effect.Effect<Stats>
+  readonly reset: Effect.Effect<void>
+}>()("eventcore/testing/ChaosStore") {}
+
+/**
+ * When true for a fiber, the chaos store passes its calls straight through (and counts
+ * nothing). Set it with `calm`.
+ *
+ * @since 0.1.0
+ */
+export const Calm: Context.Reference<boolean> = Context.Reference<boolean>("eventcore/testing/ChaosStore/Calm", {
+  defaultValue: () => false
+})
+
+/**
+ * Runs an effect without chaos: for setting up data before the chaotic part of a test.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // yield* ChaosStore.calm(Scenario.given(...))
+ * ```
+ * @since 0.1.0
+ */
+export const calm = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Calm, true)
+
+/**
+ * The counters of the current chaos store.
+ *
+ * @since 0.1.0
+ */
+export const stats: Effect.Effect<Stats, never, ChaosStore> = ChaosStore.use((chaos) => chaos.stats)
+
+/**
+ * Resets the counters of the current chaos store.
+ *
+ * @since 0.1.0
+ */
+export const reset: Effect.Effect<void, never, ChaosStore> = ChaosStore.use((chaos) => chaos.reset)
+
+/**
+ * The sum of one counter over all operations.
+ *
+ * @example
+ * ```ts
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // ChaosStore.total(stats, "conflicts")
+ * ```
+ * @since 0.1.0
+ */
+export const total = (s: Stats, counter: keyof OperationStats): number =>
+  operations.reduce((sum, op) => sum + s[op][counter], 0)
+
+interface MutableStats {
+  calls: number
+  failures: number
+  transientFailures: number
+  conflicts: number
+  latencies: number
+  yields: number
+}
+
+const emptyStats = (): MutableStats => ({
+  calls: 0,
+  failures: 0,
+  transientFailures: 0,
+  conflicts: 0,
+  latencies: 0,
+  yields: 0
+})
+
+const seededGenerator = (seed: string | number): Random.Random =>
+  Effect.runSync(
+    Effect.gen(function*() {
+      return yield* Random.Random
+    }).pipe(Random.withSeed(seed))
+  )
+
+const checkProbability = (name: string, p: number | undefined): number => {
+  const value = p ?? 0
+  if (!(value >= 0 && value <= 1)) {
+    throw new RangeError(`eventcore/testing: chaos ${name} must be in 0..1, got ${value}`)
+  }
+  return value
+}
+
+// As if another writer had committed to the first stream of the boundary.
+const injectedConflict = (request: EventStore.AppendRequest): ConcurrencyConflict => {
+  const first = request.streams[0]
+  return new ConcurrencyConflict({
+    conflicts: first === undefined ? [] : [{
+      streamId: first.streamId,
+      expected: first.expected,
+      actual: typeof first.expected === "number" ? first.expected + 1 : 1
+    }]
+  })
+}
+
+/**
+ * Builds a chaotic store around `underlying`, and its controller.
+ *
+ * @since 0.1.0
+ */
+export const make = (underlying: EventStore.EventStore["Service"], options?: Options): {
+  readonly store: EventStore.EventStore["Service"]
+  readonly chaos: ChaosStore["Service"]
+} => {
+  const random = seededGenerator(options?.seed ?? "chaos")
+  const latency = Duration.fromInputUnsafe(options?.latency ?? "10 millis")
+  const maxYields = Math.max(1, Math.floor(options?.maxYields ?? 3))
+  const faults = {} as Record<Operation, Required<{ [K in keyof Faults]: number }>>
+  for (const op of operations) {
+    const f = { ...options?.faults, ...options?.operations?.[op] }
+    faults[op] = {
+      failure: checkProbability("failure", f.failure),
+      transient: checkProbability("transient", f.transient),
+      conflict: checkProbability("conflict", op === "append" ? f.conflict : 0),
+      latency: checkProbability("latency", f.latency),
+      yield: checkProbability("yield", f.yield)
+    }
+  }
+  let counters = {} as Record<Operation, MutableStats>
+  const resetCounters = () => {
+    counters = {} as Record<Operation, MutableStats>
+    for (const op of operations) counters[op] = emptyStats()
+  }
+  resetCounters()
+
+  interface Plan {
+    readonly delay: Effect.Effect<void>
+    readonly failure: EventStoreError | undefined
+    readonly conflict: boolean
+  }
+  const calmPlan: Plan = { delay: Effect.void, failure: undefined, conflict: false }
+
+  // Draws every number of one call up front, in a fixed order, so the sequence is reproducible.
+  const plan = (op: Operation): Plan => {
+    const f = faults[op]
+    const c = counters[op]
+    c.calls++
+    const sleepDraw = random.nextDoubleUnsafe()
+    const yieldDraw = random.nextDoubleUnsafe()
+    const yieldCount = 1 + Math.floor(random.nextDoubleUnsafe() * maxYields)
+    const faultDraw = random.nextDoubleUnsafe()
+    const effects: Array<Effect.Effect<void>> = []
+    if (sleepDraw < f.latency) {
+      c.latencies++
+      effects.push(Effect.sleep(latency))
+    }
+    if (yieldDraw < f.yield) {
+      c.yields++
+      for (let i = 0; i < yieldCount; i++) effects.push(Effect.yieldNow)
+    }
+    let failure: EventStoreError | undefined
+    let conflict = false
+    if (faultDraw < f.failure) {
+      c.failures++
+      failure = new EventStoreError({
+        operation: op,
+        transient: false,
+        cause: new Error(`chaos: injected failure of ${op} (call ${c.calls})`)
+      })
+    } else if (faultDraw < f.failure + f.transient) {
+      c.transientFailures++
+      failure = new EventStoreError({
+        operation: op,
+        transient: true,
+        cause: new Error(`chaos: injected transient failure of ${op} (call ${c.calls})`)
+      })
+    } else if (faultDraw < f.failure + f.transient + f.conflict) {
+      c.conflicts++
+      conflict = true
+    }
+    return { delay: effects.length === 0 ? Effect.void : Effect.asVoid(Effect.all(effects)), failure, conflict }
+  }
+
+  const planned = (op: Operation): Effect.Effect<Plan> =>
+    Effect.flatMap(Effect.service(Calm), (isCalm) => Effect.sync(() => isCalm ? calmPlan : plan(op)))
+
+  const before = <A, E>(op: Operation, run: Effect.Effect<A, E>): Effect.Effect<A, E | EventStoreError> =>
+    Effect.flatMap(
+      planned(op),
+      (p) => Effect.andThen(p.delay, p.failure !== undefined ? Effect.fail<E | EventStoreError>(p.failure) : run)
+    )
+
+  const after = <A, E>(op: Operation, run: Effect.Effect<A, E>): Effect.Effect<A, E | EventStoreError> =>
+    Effect.flatMap(planned(op), (p) =>
+      p.failure !== undefined
+        ? Effect.andThen(p.delay, Effect.fail<E | EventStoreError>(p.failure))
+        : Effect.tap(run, () => p.delay))
+
+  const store = EventStore.EventStore.of({
+    readStreams: (streamIds) => after("readStreams", underlying.readStreams(streamIds)),
+    append: (request) =>
+      Effect.flatMap(planned("append"), (p) =>
+        Effect.andThen(
+          p.delay,
+          p.failure !== undefined
+            ? Effect.fail(p.failure)
+            : p.conflict
+            ? Effect.fail(injectedConflict(request))
+            : underlying.append(request)
+        )),
+    readPage: (options) => after("readPage", underlying.readPage(options)),
+    head: before("head", underlying.head),
+    awaitAppend: (position) => before("awaitAppend", underlying.awaitAppend(position))
+  })
+
+  const chaos = ChaosStore.of({
+    stats: Effect.sync(() => {
+      const copy = {} as Record<Operation, OperationStats>
+      for (const op of operations) copy[op] = { ...counters[op] }
+      return copy
+    }),
+    reset: Effect.sync(resetCounters)
+  })
+
+  return { store, chaos }
+}
+
+/**
+ * A layer that takes the `EventStore` provided to it and provides a chaotic one in its place,
+ * together with the `ChaosStore` controller.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const Chaotic = ChaosStore.layer({ seed: 7, operations: { append: { transient: 0.2 } } }).pipe(
+ *   Layer.provide(MemoryEventStore.layer)
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<EventStore.EventStore | ChaosStore, never, EventStore.EventStore> =>
+  Layer.effectContext(
+    Effect.map(Effect.service(EventStore.EventStore), (underlying) => {
+      const { chaos, store } = make(underlying, options)
+      return Context.make(EventStore.EventStore, store).pipe(Context.add(ChaosStore, chaos))
+    })
+  )
