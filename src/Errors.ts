@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema, SchemaIssue } from "effect"
+import { Predicate, Schema, SchemaIssue } from "effect"
 
 const PathSegment = Schema.Union([Schema.String, Schema.Number])
 
@@ -80,8 +80,11 @@ export const VersionMismatch = Schema.Struct({
   streamId: Schema.String,
   /** The version the command read (or "any"). */
   expected: Schema.Union([Schema.Number, Schema.Literal("any")]),
-  /** The version the store holds now. */
-  actual: Schema.Number
+  /**
+   * The version the store holds now; null when the store detected contention (a deadlock, a
+   * lock timeout) without learning which version moved.
+   */
+  actual: Schema.NullOr(Schema.Number)
 })
 
 /**
@@ -107,7 +110,11 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
 }) {
   override get message(): string {
     return `Concurrency conflict: ${
-      this.conflicts.map((c) => `stream ${JSON.stringify(c.streamId)} expected version ${c.expected}, found ${c.actual}`)
+      this.conflicts.map((c) =>
+        `stream ${JSON.stringify(c.streamId)} expected version ${c.expected}, ${
+          c.actual === null ? "contended" : `found ${c.actual}`
+        }`
+      )
         .join("; ")
     }`
   }
@@ -180,8 +187,17 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
   cause: Schema.Defect()
 }) {
   override get message(): string {
-    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${cause}`
+    return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${describe(this.cause)}`
+  }
+}
+
+// A cause can be anything a driver throws, including objects without a usable toString.
+const describe = (cause: unknown): string => {
+  if (Predicate.hasProperty(cause, "message") && typeof cause.message === "string") return cause.message
+  try {
+    return typeof cause === "object" && cause !== null ? JSON.stringify(cause) : String(cause)
+  } catch {
+    return Object.prototype.toString.call(cause)
   }
 }
 

@@ -1,0 +1,270 @@
+/**
+ * `node --conditions=source bench/pg.ts`: the PostgreSQL scenarios of DESIGN §7, each beside its
+ * raw-SQL baseline (pgbench running the same SQL against the same schema, in the same run).
+ * Prints throughput and latency percentiles, writes JSON to bench/results/pg-<timestamp>.json
+ * and the "PostgreSQL" section of docs/benchmarks.md. Nothing here is asserted.
+ *
+ * DATABASE_URL selects the server (default postgres://postgres@127.0.0.1:5432/test); the run
+ * uses a schema of its own (`eventcore_bench`), dropped at the end.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { CommandExecutor, EventId, EventStore, Position, StreamId, Subscription } from "eventcore"
+import { performance } from "node:perf_hooks"
+import { Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
+import { PostgresEventStore } from "../src/postgres/index.ts"
+import * as Measure from "./Measure.ts"
+import * as Pgbench from "./pg/pgbench.ts"
+import { writeReport } from "./pg/report.ts"
+import * as Scripts from "./pg/scripts.ts"
+
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const schema = "eventcore_bench"
+const seconds = Number(process.env["BENCH_SECONDS"] ?? 8)
+const fibers = 32
+const accountsPerFiber = 50
+const metadata = { correlationId: "bench", causationId: "bench", custom: {} }
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/** Runs `op` in `workers` fibers until `seconds` elapse; returns operations, time and latencies. */
+const runFor = <E, R>(workers: number, op: (worker: number, i: number) => Effect.Effect<unknown, E, R>) =>
+  Effect.gen(function*() {
+    const samples: Array<number> = []
+    const start = performance.now()
+    const deadline = start + seconds * 1000
+    yield* Effect.forEach(range(workers), (w) =>
+      Effect.gen(function*() {
+        for (let i = 0; performance.now() < deadline; i++) yield* Measure.sampled(samples, op(w, i))
+      }), { concurrency: "unbounded", discard: true })
+    const elapsed = (performance.now() - start) / 1000
+    return { operations: samples.length, seconds: elapsed, latencyMs: Measure.latencies(samples) }
+  })
+
+const baseline = async (scenario: string, unit: string, perTransaction: number, script: string, clients: number) => {
+  const result = await Pgbench.run({ url, script, clients, threads: Math.min(2, clients), seconds })
+  return {
+    scenario: `${scenario} — pgbench baseline (same SQL, ${clients} clients)`,
+    unit,
+    operations: result.transactions * perTransaction,
+    seconds: result.seconds,
+    perSecond: result.tps * perTransaction,
+    latencyMs: result.latencyMs,
+    ...(result.failed > 0 ? { note: `${result.failed} failed transactions` } : {})
+  } satisfies Measure.Result
+}
+
+const share = (ours: Measure.Result, theirs: Measure.Result): Measure.Result => ({
+  ...ours,
+  note: `${Math.round((100 * ours.perSecond) / theirs.perSecond)}% of baseline`
+})
+
+const batchAppends = Effect.gen(function*() {
+  const store = yield* EventStore.EventStore
+  const random = yield* Random.Random
+  const workers = 4
+  const batch = 1_000
+  const payload = { _tag: "Ticked", n: 1 }
+  const ours = yield* runFor(workers, (w, i) => {
+    const streamId = StreamId.makeUnsafe(`bulk-${w}`)
+    const events = range(batch).map(() => ({
+      streamId,
+      eventId: EventId.generate(Date.now(), random),
+      type: "Ticked",
+      schemaVersion: 1,
+      payload,
+      metadata
+    }))
+    return store.append({ streams: [{ streamId, expected: i * batch }], events })
+  })
+  const result: Measure.Result = {
+    scenario: `PostgreSQL: appends in batches of ${batch} (${workers} fibers)`,
+    unit: "events",
+    operations: ours.operations * batch,
+    seconds: ours.seconds,
+    perSecond: (ours.operations * batch) / ours.seconds,
+    latencyMs: ours.latencyMs,
+    target: 100_000
+  }
+  const raw = yield* Effect.promise(() =>
+    baseline("PostgreSQL: appends in batches of 1000", "events", batch, Scripts.batchAppend(schema, batch), workers)
+  )
+  return [share(result, raw), raw]
+})
+
+const catchUp = Effect.gen(function*() {
+  const pageSize = 1_000
+  const samples: Array<number> = []
+  const store = yield* EventStore.EventStore
+  const start = performance.now()
+  const deadline = start + seconds * 1000
+  let after = Position.initial
+  let events = 0
+  while (performance.now() < deadline) {
+    const page = yield* Measure.sampled(samples, store.readPage({ after, limit: pageSize }))
+    events += page.events.length
+    after = page.next
+    if (page.end) after = Position.initial
+  }
+  const elapsed = (performance.now() - start) / 1000
+  const result: Measure.Result = {
+    scenario: `PostgreSQL: catch-up read (pages of ${pageSize}, 1 reader)`,
+    unit: "events",
+    operations: events,
+    seconds: elapsed,
+    perSecond: events / elapsed,
+    latencyMs: Measure.latencies(samples),
+    target: 200_000
+  }
+  const sql = yield* SqlClient.SqlClient
+  const [{ max }] = (yield* sql.unsafe<{ max: bigint }>(`select max(position) as max from ${schema}.events`)) as [
+    { max: bigint }
+  ]
+  const raw = yield* Effect.promise(() =>
+    baseline("PostgreSQL: catch-up read", "events", pageSize, Scripts.catchUpPage(schema, Number(max), pageSize), 1)
+  )
+  return [share(result, raw), raw]
+})
+
+/** Opens and funds this run's accounts; returns their ids per fiber. */
+const openAccounts = (prefix: string) =>
+  Effect.forEach(range(fibers * accountsPerFiber), (n) =>
+    Effect.gen(function*() {
+      const account = `${prefix}${n}`
+      yield* CommandExecutor.execute(OpenAccount, { account, owner: "bench" })
+      yield* CommandExecutor.execute(Deposit, { account, amount: 1_000_000_000 })
+    }), { concurrency: fibers, discard: true })
+
+const account = (prefix: string, worker: number, i: number) => `${prefix}${worker * accountsPerFiber + i}`
+
+const transfers = Effect.gen(function*() {
+  const prefix = "ec-acct-"
+  yield* openAccounts(prefix)
+  const ours = yield* runFor(fibers, (w, i) => {
+    const from = i % accountsPerFiber
+    const to = (from + 1 + ((i * 7) % (accountsPerFiber - 1))) % accountsPerFiber
+    return CommandExecutor.execute(Transfer, { from: account(prefix, w, from), to: account(prefix, w, to), amount: 1 })
+  })
+  const result: Measure.Result = {
+    scenario: `PostgreSQL: 2-stream transfer commands via CommandExecutor (${fibers} fibers)`,
+    unit: "commands",
+    operations: ours.operations,
+    seconds: ours.seconds,
+    perSecond: ours.operations / ours.seconds,
+    latencyMs: ours.latencyMs,
+    target: 5_000
+  }
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(Scripts.seedBaselineAccounts(schema, fibers, accountsPerFiber)).unprepared
+  const raw = yield* Effect.promise(() =>
+    baseline("PostgreSQL: 2-stream transfers", "commands", 1, Scripts.transfer(schema, accountsPerFiber), fibers)
+  )
+  return [share(result, raw), raw]
+})
+
+const singleStream = Effect.gen(function*() {
+  const prefix = "ec-acct-"
+  const ours = yield* runFor(
+    fibers,
+    (w, i) => CommandExecutor.execute(Deposit, { account: account(prefix, w, i % accountsPerFiber), amount: 1 })
+  )
+  const result: Measure.Result = {
+    scenario: `PostgreSQL: 1-stream commands (read, decide, append) via CommandExecutor (${fibers} fibers)`,
+    unit: "commands",
+    operations: ours.operations,
+    seconds: ours.seconds,
+    perSecond: ours.operations / ours.seconds,
+    latencyMs: ours.latencyMs,
+    target: 6_000
+  }
+  const raw = yield* Effect.promise(() =>
+    baseline("PostgreSQL: 1-stream commands", "commands", 1, Scripts.deposit(schema, accountsPerFiber), fibers)
+  )
+  return [share(result, raw), raw]
+})
+
+/** Time from calling append to the live subscriber receiving the event. */
+const liveLatency = Effect.gen(function*() {
+  const store = yield* EventStore.EventStore
+  const random = yield* Random.Random
+  const count = 1_000
+  const sentAt = new Map<string, number>()
+  const samples: Array<number> = []
+  const streamId = StreamId.makeUnsafe("live-1")
+  // Resolve the start now: a forked subscriber resolving "end" later could miss the first appends.
+  const from = yield* store.head
+  const subscriber = yield* Subscription.stream({ from, filter: { streamPrefix: "live-" } }).pipe(
+    Stream.take(count),
+    Stream.runForEach((event) =>
+      Effect.sync(() => {
+        const sent = sentAt.get(event.eventId)
+        if (sent !== undefined) samples.push(performance.now() - sent)
+      })
+    ),
+    Effect.forkChild
+  )
+  const start = performance.now()
+  for (let i = 0; i < count; i++) {
+    const eventId = EventId.generate(Date.now(), random)
+    sentAt.set(eventId, performance.now())
+    yield* store.append({
+      streams: [{ streamId, expected: i }],
+      events: [{ streamId, eventId, type: "Ticked", schemaVersion: 1, payload: { n: i }, metadata }]
+    })
+    yield* Effect.sleep("2 millis")
+  }
+  yield* Fiber.join(subscriber)
+  const elapsed = (performance.now() - start) / 1000
+  return [
+    {
+      scenario: "PostgreSQL: commit → live subscriber (1 writer, ~400 appends/s)",
+      unit: "events",
+      operations: samples.length,
+      seconds: elapsed,
+      perSecond: samples.length / elapsed,
+      latencyMs: Measure.latencies(samples),
+      note: "target p99 <= 50 ms"
+    } satisfies Measure.Result
+  ]
+})
+
+const dropSchema = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
+)
+
+const main = Effect.gen(function*() {
+  const results: Array<Measure.Result> = []
+  const only = process.env["BENCH_ONLY"]?.split(",")
+  const scenarios = {
+    batch: batchAppends,
+    catchup: catchUp,
+    transfer: transfers,
+    single: singleStream,
+    live: liveLatency
+  }
+  for (const [name, scenario] of Object.entries(scenarios)) {
+    if (only !== undefined && !only.includes(name)) continue
+    for (const r of yield* scenario) {
+      console.log(Measure.format(r))
+      results.push(r)
+    }
+  }
+  const file = Measure.writeJson("pg", results)
+  console.log(`results written to ${file}`)
+  writeReport(results, `node --conditions=source bench/pg.ts (${seconds} s per measurement)`)
+})
+
+const multiplex = process.env["PG_MULTIPLEX"] === "1"
+const client = PgClient.layer({ url: Redacted.make(url), maxConnections: fibers, multiplex })
+const store = PostgresEventStore.layer({ schema })
+const layer = CommandExecutor.layer().pipe(Layer.provideMerge(store), Layer.provideMerge(client))
+
+await Effect.runPromise(
+  dropSchema.pipe(
+    Effect.andThen(main.pipe(Effect.provide(layer), Effect.scoped)),
+    Effect.ensuring(Effect.orDie(dropSchema)),
+    Effect.provide(client)
+  )
+)

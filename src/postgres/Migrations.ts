@@ -1,0 +1,165 @@
+/**
+ * Versioned, idempotent migrations of the PostgreSQL event store, kept in their own schema
+ * (`eventcore` unless configured) and recorded in that schema's `migrations` table.
+ *
+ * Concurrent migrators (several processes starting at once) serialize on a transaction-scoped
+ * advisory lock, and each run applies only the versions not yet recorded, all in one
+ * transaction: a failed migration leaves nothing behind.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import { InvalidInput } from "../Errors.ts"
+import { appendFunction } from "./appendFunction.ts"
+
+/**
+ * The schema used when none is configured.
+ *
+ * @since 0.1.0
+ */
+export const defaultSchema = "eventcore"
+
+/**
+ * A PostgreSQL schema name the store can live in. Identifiers cannot be bound as parameters,
+ * so the name is restricted to a shape that needs no quoting and leaves room for the
+ * notification channel name (63 bytes at most).
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * Schema.decodeUnknownSync(Migrations.SchemaName)("billing_events")
+ * ```
+ * @since 0.1.0
+ */
+export const SchemaName = Schema.String.check(
+  Schema.isPattern(/^[a-z_][a-z0-9_]{0,47}$/, {
+    message: "a schema name must be 1-48 lowercase letters, digits or underscores, not starting with a digit"
+  })
+)
+
+/**
+ * Parses a schema name, failing with `InvalidInput`.
+ *
+ * @since 0.1.0
+ */
+export const parseSchemaName = (name: string): Effect.Effect<string, InvalidInput> =>
+  Schema.decodeUnknownEffect(SchemaName)(name).pipe(
+    Effect.mapError((error) => InvalidInput.fromIssue("PostgreSQL schema name", error.issue))
+  )
+
+/**
+ * One migration: a version, a name, and the statements it runs (one statement each, since
+ * the extended protocol runs one command per message).
+ *
+ * @since 0.1.0
+ */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly statements: (schema: string) => ReadonlyArray<string>
+}
+
+const initial: Migration = {
+  version: 1,
+  name: "create_streams_events_checkpoints",
+  statements: (s) => [
+    `create table ${s}.streams (
+      stream_id text primary key,
+      version bigint not null check (version >= 0)
+    )`,
+    `create table ${s}.events (
+      position bigint generated always as identity primary key,
+      tx_id xid8 not null default pg_current_xact_id(),
+      event_id uuid not null unique,
+      stream_id text not null,
+      stream_version bigint not null check (stream_version >= 1),
+      type text not null,
+      schema_version integer not null,
+      payload jsonb not null,
+      metadata jsonb not null,
+      recorded_at timestamptz not null,
+      unique (stream_id, stream_version)
+    )`,
+    // Global reads page by (tx_id, position) below the snapshot's xmin.
+    `create index events_tx_id_position on ${s}.events (tx_id, position)`,
+    `create table ${s}.checkpoints (
+      name text primary key,
+      position text not null,
+      updated_at timestamptz not null default now()
+    )`,
+    `create function ${s}.reject_event_change() returns trigger language plpgsql as $fn$
+    begin
+      raise exception using
+        errcode = 'EC403',
+        message = 'eventcore: events are immutable; ' || tg_op || ' on ' || tg_table_schema || '.events is rejected';
+    end
+    $fn$`,
+    `create trigger events_immutable before update or delete on ${s}.events
+      for each row execute function ${s}.reject_event_change()`,
+    `create trigger events_no_truncate before truncate on ${s}.events
+      for each statement execute function ${s}.reject_event_change()`,
+    appendFunction(s)
+  ]
+}
+
+/**
+ * Every migration, in version order. New versions are appended, never edited.
+ *
+ * @since 0.1.0
+ */
+export const all: ReadonlyArray<Migration> = [initial]
+
+/**
+ * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it
+ * is released by the commit or rollback of the migrating transaction).
+ */
+const migrationLockSql = "select pg_advisory_xact_lock(hashtextextended('eventcore/migrate/' || $1::text, 0))"
+
+/**
+ * Brings a schema up to the latest version. Idempotent: a second run applies nothing.
+ * Returns the versions it applied.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Effect, Redacted } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * const program = Migrations.run({ schema: "eventcore" }).pipe(
+ *   Effect.provide(PgClient.layer({ url: Redacted.make("postgres://postgres@localhost/app") }))
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const run = Effect.fn("Migrations.run")(function*(
+  options?: { readonly schema?: string | undefined }
+): Effect.fn.Return<ReadonlyArray<number>, SqlError | InvalidInput, SqlClient.SqlClient> {
+  const schema = yield* parseSchemaName(options?.schema ?? defaultSchema)
+  const sql = yield* SqlClient.SqlClient
+  const exec = (statement: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(statement, params).unprepared
+
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* exec(migrationLockSql, [schema])
+    yield* exec(`create schema if not exists ${schema}`)
+    yield* exec(`create table if not exists ${schema}.migrations (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`)
+    const rows = yield* sql.unsafe<{ readonly version: number }>(`select version from ${schema}.migrations`).unprepared
+    const applied = new Set(rows.map((row) => Number(row.version)))
+    const pending = all.filter((migration) => !applied.has(migration.version))
+    for (const migration of pending) {
+      for (const statement of migration.statements(schema)) yield* exec(statement)
+      yield* exec(`insert into ${schema}.migrations (version, name) values ($1, $2)`, [
+        migration.version,
+        migration.name
+      ])
+    }
+    return pending.map((migration) => migration.version)
+  }))
+})

@@ -1,0 +1,318 @@
+/**
+ * The PostgreSQL `EventStore`, on `@effect/sql-pg`.
+ *
+ * - append: one call of the `append` function (one round trip), which locks the boundary in
+ *   one sorted order, checks every expected version, then inserts all events;
+ * - readStreams: one query for all streams;
+ * - readPage / head: only transactions below the snapshot's xmin, in `(tx_id, position)`
+ *   order, so an event committed late by an older transaction is never skipped;
+ * - awaitAppend: LISTEN/NOTIFY wake-ups, with polling as the source of truth.
+ *
+ * @since 0.1.0
+ */
+import { PgClient, PgTypes } from "@effect/sql-pg"
+import { Clock, Duration, Effect, Layer, Redacted, Result } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import { EventStoreError, InvalidInput } from "../Errors.ts"
+import {
+  type AppendRequest,
+  type AppendResult,
+  type Committed,
+  defaultPageSize,
+  type EventFilter,
+  EventStore,
+  type StreamRead
+} from "../EventStore.ts"
+import * as Position from "../Position.ts"
+import type { StoredEvent } from "../StoredEvent.ts"
+import type { StreamId } from "../StreamId.ts"
+import { fromAppendError, fromSqlError } from "./errors.ts"
+import * as Migrations from "./Migrations.ts"
+import { type EventRow, toStoredEvent } from "./rows.ts"
+import * as Statements from "./statements.ts"
+import * as Wakeups from "./Wakeups.ts"
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The PostgreSQL schema holding the store's tables. Default `"eventcore"`. */
+  readonly schema?: string | undefined
+  /** Run the migrations when the layer starts. Default `true`. */
+  readonly migrate?: boolean | undefined
+  /** How long a live subscriber waits without a notification before reading again. Default 250 ms. */
+  readonly pollInterval?: Duration.Input | undefined
+}
+
+/**
+ * The default polling interval: notifications normally wake subscribers within a
+ * millisecond or two; polling only bounds the delay when a notification is lost or an
+ * unrelated long transaction holds the visibility horizon back.
+ *
+ * @since 0.1.0
+ */
+export const defaultPollInterval: Duration.Duration = Duration.millis(250)
+
+const typedArray = (elementOid: number) => {
+  const probe = PgTypes.array([], elementOid)
+  if (Result.isFailure(probe)) throw new Error(`@effect/sql-pg has no array type for OID ${elementOid}`)
+  const template = probe.success
+  return (values: ReadonlyArray<unknown>): PgTypes.Parameter => ({ ...template, value: values })
+}
+const textArray = typedArray(PgTypes.OID.text)
+const int8Array = typedArray(PgTypes.OID.int8)
+const int4Array = typedArray(PgTypes.OID.int4)
+const uuidArray = typedArray(PgTypes.OID.uuid)
+const jsonbArray = typedArray(PgTypes.OID.jsonb)
+
+/** Checks what the SQL function cannot report precisely: duplicates and events outside the boundary. */
+const validateAppend = (request: AppendRequest): InvalidInput | undefined => {
+  const expected = new Map<string, AppendRequest["streams"][number]["expected"]>()
+  for (const { expected: version, streamId } of request.streams) {
+    if (version !== "any" && !(Number.isSafeInteger(version) && version >= 0)) {
+      return new InvalidInput({
+        subject: "append request",
+        path: ["streams", streamId],
+        issue: `expected version must be a non-negative integer or "any", got ${version}`
+      })
+    }
+    if (expected.has(streamId)) {
+      return new InvalidInput({
+        subject: "append request",
+        path: ["streams", streamId],
+        issue: "a stream appears twice in the boundary"
+      })
+    }
+    expected.set(streamId, version)
+  }
+  const seen = new Set<string>()
+  for (const event of request.events) {
+    if (!expected.has(event.streamId)) {
+      return new InvalidInput({
+        subject: "append request",
+        path: ["events", event.eventId],
+        issue: `event ${event.eventId} targets stream ${JSON.stringify(event.streamId)}, outside the boundary`
+      })
+    }
+    if (seen.has(event.eventId)) {
+      return new InvalidInput({
+        subject: "append request",
+        path: ["events", event.eventId],
+        issue: `event id ${event.eventId} appears twice`
+      })
+    }
+    seen.add(event.eventId)
+  }
+  return undefined
+}
+
+interface AppendRow {
+  readonly o_tx_id: bigint | null
+  readonly o_versions: ReadonlyArray<bigint>
+  readonly o_positions: ReadonlyArray<bigint>
+}
+
+/** Numbers each event within its stream from the versions the function saw before the insert. */
+const toAppendResult = (request: AppendRequest, row: AppendRow): AppendResult => {
+  const versions = new Map<string, number>()
+  request.streams.forEach((stream, i) => versions.set(stream.streamId, Number(row.o_versions[i] ?? 0n)))
+  const events: Array<Committed> = request.events.map((event, i) => {
+    const streamVersion = (versions.get(event.streamId) ?? 0) + 1
+    versions.set(event.streamId, streamVersion)
+    return {
+      eventId: event.eventId,
+      streamId: event.streamId,
+      streamVersion,
+      position: Position.make(row.o_tx_id ?? 0n, row.o_positions[i] ?? 0n)
+    }
+  })
+  return {
+    events,
+    versions: request.streams.map((s) => ({ streamId: s.streamId, version: versions.get(s.streamId) ?? 0 }))
+  }
+}
+
+/** Collects converted rows, failing on the first row that does not convert. */
+const toStoredEvents = (
+  rows: ReadonlyArray<EventRow>,
+  operation: string
+): Effect.Effect<Array<StoredEvent>, EventStoreError> => {
+  const events: Array<StoredEvent> = []
+  for (const row of rows) {
+    const event = toStoredEvent(row, operation)
+    if (event instanceof EventStoreError) return Effect.fail(event)
+    events.push(event)
+  }
+  return Effect.succeed(events)
+}
+
+/** The page query's filter clauses, from fixed text; user values only ever travel as parameters. */
+const filterClauses = (filter: EventFilter | undefined, firstParameter: number) => {
+  const clauses: Array<string> = []
+  const params: Array<unknown> = []
+  const next = () => `$${firstParameter + params.length}`
+  if (filter?.streamIds !== undefined) {
+    clauses.push(`and e.stream_id = any(${next()}::text[])`)
+    params.push(textArray(filter.streamIds))
+  }
+  if (filter?.streamPrefix !== undefined) {
+    clauses.push(`and starts_with(e.stream_id, ${next()}::text)`)
+    params.push(filter.streamPrefix)
+  }
+  if (filter?.eventTypes !== undefined) {
+    clauses.push(`and e.type = any(${next()}::text[])`)
+    params.push(textArray(filter.eventTypes))
+  }
+  return { sql: clauses.join(" "), params }
+}
+
+interface PageRow extends EventRow {
+  readonly head_tx_id: string | null
+  readonly head_position: bigint | null
+}
+
+const maxPosition = (a: Position.Position, b: Position.Position) => Position.isAfter(a, b) ? a : b
+
+/**
+ * Builds the store on an existing `PgClient`. Prefer `layer`.
+ *
+ * @since 0.1.0
+ */
+export const make = Effect.fnUntraced(function*(options?: Options) {
+  const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
+  const pg = yield* PgClient.PgClient
+  if (options?.migrate ?? true) yield* Migrations.run({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+  const sql = pg.withoutTransforms()
+  const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? defaultPollInterval)
+  const wakeups = yield* Wakeups.make(pg, `${schema}_appended`)
+
+  const appendSql = Statements.append(schema)
+  const readStreamsSql = Statements.readStreams(schema)
+  const headSql = Statements.head(schema)
+
+  const append = Effect.fnUntraced(function*(request: AppendRequest) {
+    const invalid = validateAppend(request)
+    if (invalid !== undefined) return yield* invalid
+    const recordedAt = yield* Clock.currentTimeMillis
+    const events = request.events
+    const rows = yield* sql.unsafe<AppendRow>(appendSql, [
+      textArray(request.streams.map((s) => s.streamId)),
+      int8Array(request.streams.map((s) => BigInt(s.expected === "any" ? -1 : s.expected))),
+      uuidArray(events.map((e) => e.eventId)),
+      textArray(events.map((e) => e.streamId)),
+      textArray(events.map((e) => e.type)),
+      int4Array(events.map((e) => e.schemaVersion)),
+      jsonbArray(events.map((e) => e.payload)),
+      jsonbArray(events.map((e) => e.metadata)),
+      PgTypes.timestamptz(recordedAt)
+    ]).pipe(Effect.mapError((error) => fromAppendError(error, request.streams)))
+    const row = rows[0]
+    if (row === undefined) {
+      return yield* new EventStoreError({ operation: "append", transient: false, cause: "append returned no row" })
+    }
+    if (events.length > 0) yield* wakeups.appended
+    return toAppendResult(request, row)
+  })
+
+  const readStreams = Effect.fnUntraced(function*(streamIds: ReadonlyArray<StreamId>) {
+    if (streamIds.length === 0) return []
+    const rows = yield* sql.unsafe<EventRow>(readStreamsSql, [textArray(streamIds)]).pipe(
+      Effect.mapError((error) => fromSqlError("readStreams", error))
+    )
+    const events = yield* toStoredEvents(rows, "readStreams")
+    const byStream = new Map<string, Array<StoredEvent>>()
+    for (const event of events) {
+      const list = byStream.get(event.streamId)
+      if (list === undefined) byStream.set(event.streamId, [event])
+      else list.push(event)
+    }
+    return streamIds.map((streamId): StreamRead => {
+      const list = byStream.get(streamId) ?? []
+      return { streamId, version: list[list.length - 1]?.streamVersion ?? 0, events: list }
+    })
+  })
+
+  const readPage = Effect.fnUntraced(function*(request: {
+    readonly after: Position.Position
+    readonly filter?: EventFilter | undefined
+    readonly limit: number
+  }) {
+    const limit = Number.isFinite(request.limit) ? Math.max(1, Math.floor(request.limit)) : defaultPageSize
+    const filters = filterClauses(request.filter, 4)
+    const rows = yield* sql.unsafe<PageRow>(Statements.page(schema, filters.sql), [
+      Position.transaction(request.after).toString(),
+      Position.sequence(request.after),
+      limit,
+      ...filters.params
+    ]).pipe(Effect.mapError((error) => fromSqlError("readPage", error)))
+    const first = rows[0]
+    const eventRows = first === undefined || first.position === null ? [] : rows
+    const events = yield* toStoredEvents(eventRows, "readPage")
+    const last = events[events.length - 1]
+    if (events.length === limit && last !== undefined) return { events, next: last.position, end: false }
+    const head = first?.head_tx_id != null && first.head_position !== null
+      ? Position.make(BigInt(first.head_tx_id), first.head_position)
+      : Position.initial
+    return {
+      events,
+      next: maxPosition(request.after, maxPosition(head, last?.position ?? Position.initial)),
+      end: true
+    }
+  })
+
+  const head = sql.unsafe<{ tx_id: string; position: bigint }>(headSql).pipe(
+    Effect.map((rows) => {
+      const row = rows[0]
+      return row === undefined ? Position.initial : Position.make(BigInt(row.tx_id), row.position)
+    }),
+    Effect.mapError((error) => fromSqlError("head", error))
+  )
+
+  const awaitAppend = Effect.fnUntraced(function*(after: Position.Position) {
+    // Take the wake-up before reading the head, so a commit in between still wakes us.
+    const woken = yield* wakeups.next
+    if (Position.isAfter(yield* head, after)) return
+    yield* Effect.raceFirst(woken, Wakeups.sleepReal(pollInterval))
+  })
+
+  return EventStore.of({ append, readStreams, readPage, head, awaitAppend })
+})
+
+/**
+ * The PostgreSQL event store as a layer, on the `PgClient` of `@effect/sql-pg`. Migrates its
+ * schema at start unless `migrate: false`.
+ *
+ * @example
+ * ```ts
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Layer, Redacted } from "effect"
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * const StoreLive = PostgresEventStore.layer({ schema: "eventcore" }).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make("postgres://postgres@localhost:5432/app") }))
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<EventStore, SqlError | InvalidInput, PgClient.PgClient> =>
+  Layer.effect(EventStore, make(options))
+
+/**
+ * The store and its connection pool from a connection URL.
+ *
+ * @example
+ * ```ts
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * const StoreLive = PostgresEventStore.layerFromUrl("postgres://postgres@localhost:5432/app")
+ * ```
+ * @since 0.1.0
+ */
+export const layerFromUrl = (
+  url: string,
+  options?: Options & { readonly maxConnections?: number | undefined }
+): Layer.Layer<EventStore, SqlError | InvalidInput> =>
+  layer(options).pipe(
+    Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: options?.maxConnections }))
+  )

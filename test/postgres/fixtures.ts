@@ -1,0 +1,46 @@
+/**
+ * Small helpers shared by the PostgreSQL tests.
+ */
+import { Effect, Random, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
+import * as EventId from "../../src/EventId.ts"
+import * as EventStore from "../../src/EventStore.ts"
+import type * as Metadata from "../../src/Metadata.ts"
+import * as StreamId from "../../src/StreamId.ts"
+import { TestDatabase } from "./harness.ts"
+
+export const metadata: Metadata.Metadata = { correlationId: "corr", causationId: "cause", custom: {} }
+
+/** A prefix no other test uses. */
+export const namespace = Effect.map(Random.nextIntBetween(0, 2 ** 30), (n) => `pg${n.toString(36)}-`)
+
+export const stream = (id: string) => StreamId.makeUnsafe(id)
+
+export const event = (streamId: StreamId.StreamId, text = "x") =>
+  Effect.map(EventId.make, (eventId): EventStore.EventToAppend => ({
+    streamId,
+    eventId,
+    type: "Noted",
+    schemaVersion: 1,
+    payload: { _tag: "Noted", text },
+    metadata
+  }))
+
+/** Appends `count` events to one stream at an expected version. */
+export const appendTo = (streamId: StreamId.StreamId, expected: EventStore.ExpectedVersion, count = 1) =>
+  Effect.flatMap(
+    Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => event(streamId, `e${i}`)),
+    (events) => EventStore.append({ streams: [{ streamId, expected }], events })
+  )
+
+/** Raw SQL text against this file's schema: `${s}` is replaced by the schema name. */
+export const raw = <A extends object = Record<string, unknown>>(text: string, params: ReadonlyArray<unknown> = []) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { schema } = yield* TestDatabase
+    return yield* sql.unsafe<A>(text.replaceAll("${s}", schema), params).unprepared
+  })
+
+/** Retries a condition a bounded number of times, 20 ms apart (about 5 s in all). */
+export const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.retry(effect, { schedule: Schedule.spaced("20 millis"), times: 250 })
