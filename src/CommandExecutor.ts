@@ -5,16 +5,17 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, type Exit, Layer, Predicate, Random, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, type Exit, Layer, Predicate, Random, Schedule, Schema } from "effect"
 import type * as Command from "./Command.ts"
-import {
-  type ConcurrencyConflict,
+import type {
+  ConcurrencyConflict,
   DiscoveryLimitExceeded,
-  type EventDecodeError,
-  type EventStoreError,
-  InvalidInput,
+  EventDecodeError,
+  EventStoreError,
   UndeclaredStream
 } from "./Errors.ts"
+import { InvalidInput } from "./Errors.ts"
+import * as Attempt from "./internal/Attempt.ts"
 import type * as Event from "./Event.ts"
 import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
@@ -109,12 +110,6 @@ export class CommandExecutor extends Context.Service<CommandExecutor, {
   ) => Effect.Effect<ExecutionResult, Err | ExecuteError, R>
 }>()("eventcore/CommandExecutor") {}
 
-interface BoundaryEntry<Roles extends string> {
-  readonly streamId: StreamId
-  readonly roles: Array<Roles | Command.Discovered>
-  version: number
-}
-
 const isConflict = (e: unknown): boolean => Predicate.isTagged(e, "ConcurrencyConflict")
 const isTransient = (e: unknown): boolean => Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
 
@@ -162,141 +157,38 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
     // Schedules see only the errors their `while` admits, so widening their input is sound.
     const retry = (config?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>
     const transientRetry = config?.transientRetry as Schedule.Schedule<unknown, unknown> | undefined
+    const environment = Clock.clockWith((clock) =>
+      Random.Random.useSync((random): Attempt.Environment => ({ store, clock, random }))
+    )
 
     const execute = <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
       command: Command.Command<I, IE, E, S, Roles, Err, R>,
       rawInput: IE,
       options?: ExecuteOptions
     ): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
-      type Entry = BoundaryEntry<Roles>
-      const decodeInput = inputDecoder(command)
-      const discoveryLimit = command.discoveryLimit ?? 10
-
-      const fold = (state: S, entries: ReadonlyArray<Entry>, reads: ReadonlyArray<EventStore.StreamRead>) =>
-        Effect.suspend(() => {
-          for (let i = 0; i < reads.length; i++) {
-            const read = reads[i] as EventStore.StreamRead
-            const entry = entries[i] as Entry
-            entry.version = read.version
-            for (const stored of read.events) {
-              const decoded = command.events.decode(stored)
-              if (decoded._tag === "Failure") return Effect.fail(decoded.failure)
-              for (const role of entry.roles) state = command.apply(state, decoded.success, role, entry.streamId)
-            }
-          }
-          return Effect.succeed(state)
-        })
-
-      const attempt = (input: I, metadata: Metadata.Metadata, attempts: { count: number }) =>
-        Effect.gen(function*() {
-          attempts.count++
-          const boundary = new Map<StreamId, Entry>()
-          const declared = command.streams(input)
-          for (const role in declared) {
-            const streamId = declared[role]
-            const entry = boundary.get(streamId)
-            if (entry === undefined) boundary.set(streamId, { streamId, roles: [role], version: 0 })
-            else entry.roles.push(role)
-          }
-          let entries = [...boundary.values()]
-          let state = yield* fold(command.initial, entries, yield* store.readStreams(entries.map((e) => e.streamId)))
-
-          if (command.discover !== undefined) {
-            for (let round = 1;; round++) {
-              const found: Array<Entry> = []
-              for (const streamId of command.discover(state, input)) {
-                if (boundary.has(streamId)) continue
-                const entry: Entry = { streamId, roles: ["discovered"], version: 0 }
-                boundary.set(streamId, entry)
-                found.push(entry)
-              }
-              if (found.length === 0) break
-              if (round > discoveryLimit) {
-                return yield* new DiscoveryLimitExceeded({
-                  command: command.name,
-                  limit: discoveryLimit,
-                  streams: [...boundary.keys()]
-                })
-              }
-              entries = found
-              state = yield* fold(state, found, yield* store.readStreams(found.map((e) => e.streamId)))
-            }
-          }
-
-          const handleOf = (streamId: StreamId): Command.Handle<E> => ({
-            streamId,
-            version: boundary.get(streamId)?.version ?? 0,
-            append: (event) => ({ streamId, event })
+      const execution = Effect.suspend(() => {
+        const parsed = inputDecoder(command)(rawInput)
+        if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
+        const input = parsed.value
+        return Effect.flatMap(environment, (env) => {
+          const executionId = EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random)
+          const metadata = Metadata.fromInput(options?.metadata, executionId)
+          const anyInput = command as unknown as Command.Command<I, unknown, E, S, Roles, Err, R>
+          let attempts = 0
+          let once = Effect.suspend(() => {
+            attempts++
+            return Attempt.run(anyInput, input, metadata, env)
           })
-          const streams = {} as { [K in Roles]: Command.Handle<E> }
-          for (const role in declared) streams[role] = handleOf(declared[role])
-          const writes = yield* command.handle({ input, state, streams, stream: handleOf })
-
-          if (writes.length === 0) {
-            return {
-              command: command.name,
-              events: [],
-              versions: [...boundary.values()].map(({ streamId, version }) => ({ streamId, version })),
-              position: undefined,
-              attempts: attempts.count
-            } satisfies ExecutionResult
-          }
-
-          const clock = yield* Clock.Clock
-          const random = yield* Random.Random
-          const events: Array<EventStore.EventToAppend> = []
-          for (const write of writes) {
-            if (!boundary.has(write.streamId)) {
-              return yield* new UndeclaredStream({
-                command: command.name,
-                streamId: write.streamId,
-                boundary: [...boundary.keys()]
-              })
-            }
-            const encoded = command.events.encode(write.event)
-            if (encoded._tag === "Failure") return yield* encoded.failure
-            events.push({
-              streamId: write.streamId,
-              eventId: EventId.generate(clock.currentTimeMillisUnsafe(), random),
-              type: encoded.success.type,
-              schemaVersion: encoded.success.schemaVersion,
-              payload: encoded.success.payload,
-              metadata
-            })
-          }
-          const appended = yield* store.append({
-            streams: [...boundary.values()].map(({ streamId, version }) => ({ streamId, expected: version })),
-            events
-          })
-          const written: Array<WrittenEvent> = appended.events.map((committed, i) => ({
-            ...committed,
-            type: (events[i] as EventStore.EventToAppend).type
-          }))
-          return {
+          if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
+          const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
+          return Effect.map(retryAfterFirstFailure(once, schedule, isConflict), (outcome): ExecutionResult => ({
             command: command.name,
-            events: written,
-            versions: appended.versions,
-            position: written[written.length - 1]?.position,
-            attempts: attempts.count
-          } satisfies ExecutionResult
+            events: outcome.events,
+            versions: outcome.versions,
+            position: outcome.events[outcome.events.length - 1]?.position,
+            attempts
+          }))
         })
-
-      const execution = Effect.gen(function*() {
-        const parsed = decodeInput(rawInput)
-        if (parsed._tag === "Failure") {
-          const failure = parsed.cause.reasons.find((r) => r._tag === "Fail")
-          return yield* (failure !== undefined && failure._tag === "Fail"
-            ? InvalidInput.fromIssue(`input of command ${command.name}`, failure.error.issue)
-            : new InvalidInput({ subject: `input of command ${command.name}`, path: [], issue: String(parsed.cause) }))
-        }
-        const metadata = Metadata.fromInput(options?.metadata, yield* EventId.make)
-        const attempts = { count: 0 }
-        let once = attempt(parsed.value, metadata, attempts)
-        if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
-        const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-        const result = yield* retryAfterFirstFailure(once, schedule, isConflict)
-        yield* Effect.annotateCurrentSpan("eventcore.attempts", result.attempts)
-        return result
       })
       return Effect.withSpan(execution, "CommandExecutor.execute", {
         attributes: { "eventcore.command": command.name },
@@ -307,6 +199,13 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
 
     return CommandExecutor.of({ execute })
   })
+
+const invalidInput = (command: string, exit: Exit.Failure<unknown, Schema.SchemaError>): InvalidInput => {
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  return failure !== undefined
+    ? InvalidInput.fromIssue(`input of command ${command}`, failure.error.issue)
+    : new InvalidInput({ subject: `input of command ${command}`, path: [], issue: Cause.pretty(exit.cause) })
+}
 
 /**
  * A layer providing the executor, on whatever `EventStore` is provided to it.

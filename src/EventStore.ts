@@ -118,6 +118,20 @@ export interface Page {
 }
 
 /**
+ * What an append can fail with.
+ *
+ * @since 0.1.0
+ */
+export type AppendError = ConcurrencyConflict | EventStoreError | InvalidInput
+
+/**
+ * What a read can fail with.
+ *
+ * @since 0.1.0
+ */
+export type ReadError = EventStoreError
+
+/**
  * The service every backend implements.
  *
  * Global reads only ever return events of committed transactions, in an order no later commit

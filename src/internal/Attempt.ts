@@ -1,0 +1,173 @@
+/**
+ * One attempt of a command: read the boundary, fold, discover, decide, encode, append.
+ * Written as few Effect steps as possible: in memory, an execution is a handful of
+ * microseconds, and each step and allocation shows.
+ *
+ * @internal
+ */
+import { Effect, type Clock, type Random } from "effect"
+import type * as Command from "../Command.ts"
+import { DiscoveryLimitExceeded, EventDecodeError, type InvalidInput, UndeclaredStream } from "../Errors.ts"
+import type * as Event from "../Event.ts"
+import * as EventId from "../EventId.ts"
+import type * as EventStore from "../EventStore.ts"
+import type * as Metadata from "../Metadata.ts"
+import type { StreamId } from "../StreamId.ts"
+
+/** What an attempt can fail with, besides the command's own errors. */
+export type AttemptError =
+  | EventStore.AppendError
+  | EventDecodeError
+  | DiscoveryLimitExceeded
+  | UndeclaredStream
+  | InvalidInput
+
+/** What every attempt of one execution shares. */
+export interface Environment {
+  readonly store: EventStore.EventStore["Service"]
+  readonly clock: Clock.Clock
+  readonly random: Random.Random
+}
+
+/** What an attempt produces when it commits (or decides to write nothing). */
+export interface Outcome {
+  readonly events: ReadonlyArray<EventStore.Committed & { readonly type: string }>
+  readonly versions: ReadonlyArray<{ readonly streamId: StreamId; readonly version: number }>
+}
+
+interface Entry<Roles extends string> {
+  readonly streamId: StreamId
+  readonly roles: Array<Roles | Command.Discovered>
+  version: number
+}
+
+type Boundary<Roles extends string> = Map<StreamId, Entry<Roles>>
+
+const idsOf = <Roles extends string>(entries: ReadonlyArray<Entry<Roles>>): Array<StreamId> => {
+  const ids = new Array<StreamId>(entries.length)
+  for (let i = 0; i < entries.length; i++) ids[i] = (entries[i] as Entry<Roles>).streamId
+  return ids
+}
+
+const versionsOf = <Roles extends string>(boundary: Boundary<Roles>) => {
+  const versions: Array<{ readonly streamId: StreamId; readonly version: number }> = []
+  for (const { streamId, version } of boundary.values()) versions.push({ streamId, version })
+  return versions
+}
+
+/** Folds the events of freshly read streams into the state; records each stream's version. */
+const fold = <E extends Event.Tagged, S, Roles extends string>(
+  command: Command.Command<unknown, unknown, E, S, Roles, unknown, unknown>,
+  state: S,
+  entries: ReadonlyArray<Entry<Roles>>,
+  reads: ReadonlyArray<EventStore.StreamRead>
+): S | EventDecodeError => {
+  const { apply, events: catalog } = command
+  for (let i = 0; i < reads.length; i++) {
+    const read = reads[i] as EventStore.StreamRead
+    const entry = entries[i] as Entry<Roles>
+    entry.version = read.version
+    const { roles, streamId } = entry
+    const events = read.events
+    for (let j = 0; j < events.length; j++) {
+      const decoded = catalog.decode(events[j] as EventStore.StreamRead["events"][number])
+      if (decoded._tag === "Failure") return decoded.failure
+      if (roles.length === 1) state = apply(state, decoded.success, roles[0] as Roles, streamId)
+      else for (let r = 0; r < roles.length; r++) state = apply(state, decoded.success, roles[r] as Roles, streamId)
+    }
+  }
+  return state
+}
+
+/**
+ * Runs one attempt. The caller counts attempts and retries; this only reads, decides and
+ * appends, with an expected version for every stream it read.
+ */
+export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
+  command: Command.Command<I, unknown, E, S, Roles, Err, R>,
+  input: I,
+  metadata: Metadata.Metadata,
+  env: Environment
+): Effect.Effect<Outcome, Err | AttemptError, R> =>
+  Effect.suspend(() => {
+    const boundary: Boundary<Roles> = new Map()
+    const declared = command.streams(input)
+    const entries: Array<Entry<Roles>> = []
+    for (const role in declared) {
+      const streamId = declared[role]
+      const entry = boundary.get(streamId)
+      if (entry !== undefined) entry.roles.push(role)
+      else {
+        const fresh: Entry<Roles> = { streamId, roles: [role], version: 0 }
+        boundary.set(streamId, fresh)
+        entries.push(fresh)
+      }
+    }
+    const anyCommand = command as unknown as Command.Command<unknown, unknown, E, S, Roles, unknown, unknown>
+
+    const discover = (state: S, round: number): Effect.Effect<S, EventStore.ReadError | EventDecodeError | DiscoveryLimitExceeded> => {
+      const discovered = command.discover
+      if (discovered === undefined) return Effect.succeed(state)
+      const found: Array<Entry<Roles>> = []
+      for (const streamId of discovered(state, input)) {
+        if (!boundary.has(streamId) && !found.some((e) => e.streamId === streamId)) {
+          found.push({ streamId, roles: ["discovered"], version: 0 })
+        }
+      }
+      if (found.length === 0) return Effect.succeed(state)
+      const limit = command.discoveryLimit ?? 10
+      if (round > limit) {
+        return Effect.fail(new DiscoveryLimitExceeded({ command: command.name, limit, streams: [...boundary.keys()] }))
+      }
+      for (const entry of found) boundary.set(entry.streamId, entry)
+      return Effect.flatMap(env.store.readStreams(idsOf(found)), (reads) => {
+        const next = fold(anyCommand, state, found, reads)
+        return next instanceof EventDecodeError ? Effect.fail(next) : discover(next, round + 1)
+      })
+    }
+
+    const handleOf = (streamId: StreamId): Command.Handle<E> => ({
+      streamId,
+      version: boundary.get(streamId)?.version ?? 0,
+      append: (event) => ({ streamId, event })
+    })
+
+    const decide = (state: S): Effect.Effect<Outcome, Err | AttemptError, R> => {
+      const streams = {} as { [K in Roles]: Command.Handle<E> }
+      for (const role in declared) streams[role] = handleOf(declared[role])
+      return Effect.flatMap(command.handle({ input, state, streams, stream: handleOf }), (writes): Effect.Effect<Outcome, AttemptError> => {
+        if (writes.length === 0) return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary) })
+        const events = new Array<EventStore.EventToAppend>(writes.length)
+        for (let i = 0; i < writes.length; i++) {
+          const write = writes[i] as Command.Write<E>
+          if (!boundary.has(write.streamId)) {
+            return Effect.fail(
+              new UndeclaredStream({ command: command.name, streamId: write.streamId, boundary: [...boundary.keys()] })
+            )
+          }
+          const encoded = command.events.encode(write.event)
+          if (encoded._tag === "Failure") return Effect.fail(encoded.failure)
+          events[i] = {
+            streamId: write.streamId,
+            eventId: EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random),
+            type: encoded.success.type,
+            schemaVersion: encoded.success.schemaVersion,
+            payload: encoded.success.payload,
+            metadata
+          }
+        }
+        const expectations: Array<EventStore.StreamExpectation> = []
+        for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
+        return Effect.map(env.store.append({ streams: expectations, events }), (appended): Outcome => ({
+          events: appended.events.map((committed, i) => ({ ...committed, type: (events[i] as EventStore.EventToAppend).type })),
+          versions: appended.versions
+        }))
+      })
+    }
+
+    return Effect.flatMap(env.store.readStreams(idsOf(entries)), (reads): Effect.Effect<Outcome, Err | AttemptError, R> => {
+      const state = fold(anyCommand, command.initial, entries, reads)
+      if (state instanceof EventDecodeError) return Effect.fail(state)
+      return command.discover === undefined ? decide(state) : Effect.flatMap(discover(state, 1), decide)
+    })
+  })
