@@ -34,10 +34,13 @@ export const apply = (model: Balances, streamId: string, event: AccountEvent, po
   return { balances, position }
 }
 
-/** Starts the read model in the background; returns its state and a way to wait for a position. */
-export const start = Effect.gen(function*() {
+/**
+ * Starts the read model in the background over the accounts whose ids start with `prefix`;
+ * returns its state and a way to wait until it has applied a position.
+ */
+export const start = Effect.fnUntraced(function*(prefix: string) {
   const state = yield* SubscriptionRef.make<Balances>({ balances: new Map(), position: Position.initial })
-  yield* Subscription.events(AccountEvents, { from: "start" }).pipe(
+  yield* Subscription.events(AccountEvents, { from: "start", filter: { streamPrefix: prefix } }).pipe(
     Stream.runForEach(({ event, stored }) =>
       SubscriptionRef.update(state, (model) => apply(model, stored.streamId, event, stored.position))
     ),

@@ -8,6 +8,8 @@ import { Deposit, OpenAccount, Transfer } from "./Account.ts"
 import * as Balances from "./Balances.ts"
 
 export interface Settings {
+  /** Prefixes every account id, so runs against a persistent store do not meet. */
+  readonly prefix: string
   readonly accounts: number
   readonly initialBalance: number
   readonly transfers: number
@@ -19,19 +21,22 @@ export interface Report {
   readonly transfersCommitted: number
   readonly transfersRejected: number
   readonly conflictsRetried: number
+  readonly transfersGaveUp: number
   readonly totalBefore: number
   readonly totalAfter: number
   readonly readModelTotal: number
   readonly transfersPerSecond: number
 }
 
-const accountId = (i: number) => StreamId.makeUnsafe(`account-${String(i).padStart(4, "0")}`)
 
 /** Opens the accounts, runs the transfers from many fibers, and checks that money was conserved. */
 export const run = (settings: Settings) =>
   Effect.scoped(Effect.gen(function*() {
-    const readModel = yield* Balances.start
-    const ids = Array.from({ length: settings.accounts }, (_, i) => accountId(i))
+    const readModel = yield* Balances.start(settings.prefix)
+    const ids = Array.from(
+      { length: settings.accounts },
+      (_, i) => StreamId.makeUnsafe(`${settings.prefix}account-${String(i).padStart(4, "0")}`)
+    )
     yield* Effect.forEach(ids, (account, i) =>
       CommandExecutor.execute(OpenAccount, { account, owner: `owner ${i}` }).pipe(
         Effect.andThen(CommandExecutor.execute(Deposit, { account, amount: settings.initialBalance }))
@@ -41,6 +46,7 @@ export const run = (settings: Settings) =>
     let committed = 0
     let rejected = 0
     let retried = 0
+    let gaveUp = 0
     const perFiber = Math.ceil(settings.transfers / settings.fibers)
     const worker = Effect.forEach(Array.from({ length: perFiber }), () =>
       Effect.gen(function*() {
@@ -53,6 +59,9 @@ export const run = (settings: Settings) =>
           retried += result.success.attempts - 1
         } else if (result.failure._tag === "BusinessRuleViolation") {
           rejected++
+        } else if (result.failure._tag === "ConcurrencyConflict") {
+          // Still conflicting after every retry the schedule allowed: nothing was written.
+          gaveUp++
         } else {
           return yield* result.failure
         }
@@ -81,6 +90,7 @@ export const run = (settings: Settings) =>
       transfersCommitted: committed,
       transfersRejected: rejected,
       conflictsRetried: retried,
+      transfersGaveUp: gaveUp,
       totalBefore,
       totalAfter,
       readModelTotal,
@@ -96,6 +106,7 @@ export const print = (report: Report, store: string) =>
       `  transfers committed:  ${report.transfersCommitted}`,
       `  transfers rejected:   ${report.transfersRejected} (insufficient funds or same account)`,
       `  conflicts retried:    ${report.conflictsRetried}`,
+      `  gave up (conflicts):  ${report.transfersGaveUp} (still conflicting after 5 attempts; nothing written)`,
       `  throughput:           ${report.transfersPerSecond} transfers/s`,
       `  total before:         ${report.totalBefore}`,
       `  total after (events): ${report.totalAfter}`,
