@@ -25,9 +25,20 @@ export const EventId = Schema.String.check(Schema.isUUID()).pipe(Schema.brand("e
  */
 export type EventId = typeof EventId.Type
 
-const byteHex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
-const hex16 = (n: number): string => (byteHex[(n >>> 8) & 0xff] as string) + (byteHex[n & 0xff] as string)
+const hexDigits = Array.from({ length: 16 }, (_, i) => i.toString(16).charCodeAt(0))
+const dash = 45
+const buffer = new Uint16Array(36)
 const random16 = (random: Random.Random): number => Math.floor(random.nextDoubleUnsafe() * 0x10000)
+
+// Writes 16 bits as 4 hex digits at `at`. Building the id in a buffer and converting it once
+// yields a flat string: template concatenation would leave a tree of string fragments per id,
+// which the store then keeps alive for every event.
+const put16 = (at: number, n: number): void => {
+  buffer[at] = hexDigits[(n >>> 12) & 15] as number
+  buffer[at + 1] = hexDigits[(n >>> 8) & 15] as number
+  buffer[at + 2] = hexDigits[(n >>> 4) & 15] as number
+  buffer[at + 3] = hexDigits[n & 15] as number
+}
 
 /**
  * Builds a UUIDv7 from a timestamp in milliseconds and a random source. Pure given its
@@ -45,12 +56,19 @@ const random16 = (random: Random.Random): number => Math.floor(random.nextDouble
 export const generate = (millis: number, random: Random.Random): EventId => {
   const ms = Math.max(0, Math.floor(millis))
   // 48 bits of milliseconds, version 7, 12 random bits, variant 0b10, 62 random bits.
-  const high = Math.floor(ms / 0x100000000)
-  const mid = Math.floor(ms / 0x10000) & 0xffff
-  const low = ms & 0xffff
-  return `${hex16(high)}${hex16(mid)}-${hex16(low)}-${hex16(0x7000 | (random16(random) & 0xfff))}-${
-    hex16(0x8000 | (random16(random) & 0x3fff))
-  }-${hex16(random16(random))}${hex16(random16(random))}${hex16(random16(random))}` as EventId
+  put16(0, Math.floor(ms / 0x100000000) & 0xffff)
+  put16(4, Math.floor(ms / 0x10000) & 0xffff)
+  buffer[8] = dash
+  put16(9, ms & 0xffff)
+  buffer[13] = dash
+  put16(14, 0x7000 | (random16(random) & 0xfff))
+  buffer[18] = dash
+  put16(19, 0x8000 | (random16(random) & 0x3fff))
+  buffer[23] = dash
+  put16(24, random16(random))
+  put16(28, random16(random))
+  put16(32, random16(random))
+  return String.fromCharCode.apply(null, buffer as unknown as Array<number>) as EventId
 }
 
 /**

@@ -32,10 +32,15 @@ export const Position = Schema.String.check(Schema.isPattern(/^\d{20}\.\d{20}$/)
  */
 export type Position = typeof Position.Type
 
-const zeros = "0".repeat(width)
-const pad = (n: bigint | number): string => {
-  const s = n.toString()
-  return s.length >= width ? s : zeros.slice(s.length) + s
+const zero = 48
+const buffer = new Uint16Array(width * 2 + 1)
+
+// Writes `n` as `width` zero-padded digits ending before `end`.
+const putDigits = (n: bigint | number, end: number): void => {
+  const digits = n.toString()
+  const start = end - width
+  const pad = width - digits.length
+  for (let i = 0; i < width; i++) buffer[start + i] = i < pad ? zero : digits.charCodeAt(i - pad)
 }
 
 /**
@@ -49,8 +54,13 @@ const pad = (n: bigint | number): string => {
  * ```
  * @since 0.1.0
  */
-export const make = (transaction: bigint | number, sequence: bigint | number): Position =>
-  `${pad(transaction)}.${pad(sequence)}` as Position
+export const make = (transaction: bigint | number, sequence: bigint | number): Position => {
+  // One flat string per position (a template literal would keep a tree of fragments alive).
+  putDigits(transaction, width)
+  buffer[width] = 46
+  putDigits(sequence, width * 2 + 1)
+  return String.fromCharCode.apply(null, buffer as unknown as Array<number>) as Position
+}
 
 /**
  * The position before every event: reading after it reads everything.
