@@ -55,7 +55,7 @@ const appends = (events: number, batch: number) =>
     const store = yield* EventStore.EventStore
     const random = yield* Random.Random
     const streamCount = 1_000
-    const versions = new Array<number>(streamCount).fill(0)
+    const versions = Array.from({ length: streamCount }, () => 0)
     const payload = { _tag: "Ticked", n: 1 }
     const batches = events / batch
     const { seconds } = yield* Measure.timed(Effect.forEach(Array.from({ length: batches }, (_, i) => i), (i) => {

@@ -44,8 +44,8 @@ interface Entry<Roles extends string> {
 type Boundary<Roles extends string> = Map<StreamId, Entry<Roles>>
 
 const idsOf = <Roles extends string>(entries: ReadonlyArray<Entry<Roles>>): Array<StreamId> => {
-  const ids = new Array<StreamId>(entries.length)
-  for (let i = 0; i < entries.length; i++) ids[i] = (entries[i] as Entry<Roles>).streamId
+  const ids: Array<StreamId> = []
+  for (let i = 0; i < entries.length; i++) ids.push((entries[i] as Entry<Roles>).streamId)
   return ids
 }
 
@@ -137,7 +137,7 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       for (const role in declared) streams[role] = handleOf(declared[role])
       return Effect.flatMap(command.handle({ input, state, streams, stream: handleOf }), (writes): Effect.Effect<Outcome, AttemptError> => {
         if (writes.length === 0) return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary) })
-        const events = new Array<EventStore.EventToAppend>(writes.length)
+        const events: Array<EventStore.EventToAppend> = []
         for (let i = 0; i < writes.length; i++) {
           const write = writes[i] as Command.Write<E>
           if (!boundary.has(write.streamId)) {
@@ -147,14 +147,14 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
           }
           const encoded = command.events.encode(write.event)
           if (encoded._tag === "Failure") return Effect.fail(encoded.failure)
-          events[i] = {
+          events.push({
             streamId: write.streamId,
             eventId: EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random),
             type: encoded.success.type,
             schemaVersion: encoded.success.schemaVersion,
             payload: encoded.success.payload,
             metadata
-          }
+          })
         }
         const expectations: Array<EventStore.StreamExpectation> = []
         for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
