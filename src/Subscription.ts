@@ -28,7 +28,13 @@ export type From = "start" | "end" | Position
 export interface Options {
   readonly from: From
   readonly filter?: EventStore.EventFilter | undefined
+  /** Events read per page (default `EventStore.defaultPageSize`); also bounds memory held ahead of the consumer. */
   readonly pageSize?: number | undefined
+  /**
+   * Follow new commits once caught up (default `true`). With `false` the stream ends once it
+   * has read everything visible when it got there: a finite catch-up read (replays, rebuilds).
+   */
+  readonly live?: boolean | undefined
 }
 
 const resolveFrom = (store: EventStore.EventStore["Service"], from: From) =>
@@ -51,19 +57,125 @@ const resolveFrom = (store: EventStore.EventStore["Service"], from: From) =>
  * @since 0.1.0
  */
 export const stream = (options: Options): Stream.Stream<StoredEvent, EventStoreError, EventStore.EventStore> =>
+  pages(options, (read) => read.events)
+
+/** One read of a subscription: the events, and whether the read reached the end of what is visible. */
+interface Read {
+  readonly events: ReadonlyArray<StoredEvent>
+  readonly next: Position
+  /** Set when this read reached the end and its position is new to the consumer. */
+  readonly caughtUp: boolean
+}
+
+interface ReadState {
+  readonly after: Position
+  /** The last read reached the end: wait for a commit before reading again. */
+  readonly waiting: boolean
+  /** The position of the last `CaughtUp` signalled, so idle wake-ups do not repeat it. */
+  readonly signalled: Position | undefined
+}
+
+/**
+ * The subscription's reads, each page emitted as one chunk of `emit(page)`. Each page is read when the consumer pulls,
+ * so a slow consumer holds at most one page ahead.
+ */
+const pages = <A>(
+  options: Options,
+  emit: (read: Read) => ReadonlyArray<A>
+): Stream.Stream<A, EventStoreError, EventStore.EventStore> =>
   Stream.unwrap(
     EventStore.EventStore.useSync((store) =>
-      Stream.unwrap(Effect.map(resolveFrom(store, options.from), (start) =>
-        Stream.paginate(start, (after: Position) =>
-          Effect.flatMap(
-            store.readPage({ after, filter: options.filter, limit: options.pageSize ?? EventStore.defaultPageSize }),
-            (page) =>
-              page.events.length === 0 && page.end
-                ? Effect.as(store.awaitAppend(page.next), [page.events, Option.some(page.next)] as const)
-                : Effect.succeed([page.events, Option.some(page.next)] as const)
-          ))))
+      Stream.unwrap(Effect.map(resolveFrom(store, options.from), (start) => {
+        const limit = options.pageSize ?? EventStore.defaultPageSize
+        const live = options.live ?? true
+        const initialState: ReadState = { after: start, waiting: false, signalled: undefined }
+        return Stream.paginate(initialState, (state: ReadState) => {
+          const read = Effect.map(
+            store.readPage({ after: state.after, filter: options.filter, limit }),
+            (page) => {
+              const caughtUp = page.end && (page.events.length > 0 || page.next !== state.signalled)
+              const result: Read = { events: page.events, next: page.next, caughtUp }
+              const next = page.end && !live
+                ? Option.none<ReadState>()
+                : Option.some<ReadState>({
+                  after: page.next,
+                  waiting: page.end,
+                  signalled: caughtUp ? page.next : state.signalled
+                })
+              return [emit(result), next] as const
+            }
+          )
+          return state.waiting ? Effect.andThen(store.awaitAppend(state.after), read) : read
+        })
+      }))
     )
   )
+
+/**
+ * A delivered event, in a stream of signals.
+ *
+ * @since 0.1.0
+ */
+export interface EventItem<A> {
+  readonly _tag: "Event"
+  readonly event: A
+  readonly position: Position
+}
+
+/**
+ * The subscription has delivered everything visible in the store up to `position` (which may
+ * lie past the last delivered event when later events did not match the filter). Emitted each
+ * time a read reaches the end of what is visible: once at the end of catch-up, then after every
+ * live batch. A consumer that saves `position` as its checkpoint never re-reads skipped events.
+ *
+ * @since 0.1.0
+ */
+export interface CaughtUp {
+  readonly _tag: "CaughtUp"
+  readonly position: Position
+}
+
+/**
+ * What a stream of signals carries: events, and caught-up markers between them.
+ *
+ * @since 0.1.0
+ */
+export type Item<A> = EventItem<A> | CaughtUp
+
+/**
+ * Like `stream`, with a `CaughtUp` marker each time the subscription reaches the end of what
+ * is visible. The first `CaughtUp` is the end of catch-up; the ones after it follow each live
+ * batch (idle wake-ups that find nothing new do not repeat it). Backpressure is the Stream's:
+ * a page is read only when the consumer pulls.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Subscription } from "eventcore"
+ *
+ * // Process the backlog, then report when live.
+ * const program = Subscription.withSignals({ from: "start" }).pipe(
+ *   Stream.runForEach((item) =>
+ *     item._tag === "CaughtUp"
+ *       ? Effect.log(`caught up at ${item.position}`)
+ *       : Effect.log(`event ${item.event.type} at ${item.position}`)
+ *   )
+ * )
+ * ```
+ * @since 0.1.0
+ */
+export const withSignals = (
+  options: Options
+): Stream.Stream<Item<StoredEvent>, EventStoreError, EventStore.EventStore> =>
+  pages(options, (read) => {
+    const items: Array<Item<StoredEvent>> = read.events.map((event) => ({
+      _tag: "Event" as const,
+      event,
+      position: event.position
+    }))
+    if (read.caughtUp) items.push({ _tag: "CaughtUp", position: read.next })
+    return items
+  })
 
 /**
  * Like `stream`, limited to the catalog's event types and decoded with it (older versions
@@ -86,5 +198,56 @@ export const events = <E extends Event.Tagged>(
     Stream.mapEffect((stored) => {
       const decoded = catalog.decode(stored)
       return decoded._tag === "Success" ? Effect.succeed({ event: decoded.success, stored }) : Effect.fail(decoded.failure)
+    })
+  )
+
+/**
+ * A decoded event with the stored event it came from.
+ *
+ * @since 0.1.0
+ */
+export interface Decoded<E> {
+  readonly event: E
+  readonly stored: StoredEvent
+}
+
+/**
+ * The filter a catalog reader uses: the given filter, limited to the catalog's event types
+ * unless it names types itself.
+ *
+ * @since 0.1.0
+ */
+export const catalogFilter = (
+  catalog: { readonly types: ReadonlyArray<string> },
+  filter: EventStore.EventFilter | undefined
+): EventStore.EventFilter => ({ ...filter, eventTypes: filter?.eventTypes ?? catalog.types })
+
+/**
+ * `events` with `CaughtUp` markers (see `withSignals`): the catalog's events decoded (older
+ * versions upcast), and a marker each time the subscription reaches the end of what is
+ * visible, so a consumer knows when it has gone live.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Subscription } from "eventcore"
+ *
+ * // Subscription.eventsWithSignals(AccountEvents, { from: "start" }).pipe(
+ * //   Stream.runForEach((item) => item._tag === "CaughtUp" ? Effect.log("live") : apply(item.event.event))
+ * // )
+ * ```
+ * @since 0.1.0
+ */
+export const eventsWithSignals = <E extends Event.Tagged>(
+  catalog: Event.Catalog<E>,
+  options: Options
+): Stream.Stream<Item<Decoded<E>>, EventStoreError | EventDecodeError, EventStore.EventStore> =>
+  withSignals({ ...options, filter: catalogFilter(catalog, options.filter) }).pipe(
+    Stream.mapEffect((item): Effect.Effect<Item<Decoded<E>>, EventDecodeError> => {
+      if (item._tag === "CaughtUp") return Effect.succeed(item)
+      const decoded = catalog.decode(item.event)
+      return decoded._tag === "Success"
+        ? Effect.succeed({ _tag: "Event", event: { event: decoded.success, stored: item.event }, position: item.position })
+        : Effect.fail(decoded.failure)
     })
   )

@@ -7,13 +7,18 @@
  * ```
  * @since 0.1.0
  */
+export * as CheckpointStore from "./CheckpointStore.ts"
 export * as Command from "./Command.ts"
 export * as CommandExecutor from "./CommandExecutor.ts"
+export * as DeadLetterStore from "./DeadLetterStore.ts"
 export * as Event from "./Event.ts"
 export * as EventId from "./EventId.ts"
 export * as EventStore from "./EventStore.ts"
 export * as Metadata from "./Metadata.ts"
 export * as Position from "./Position.ts"
+export * as Projection from "./Projection.ts"
+export * as ProjectionLock from "./ProjectionLock.ts"
+export * as ProjectionRunner from "./ProjectionRunner.ts"
 export * as StoredEvent from "./StoredEvent.ts"
 export * as StreamId from "./StreamId.ts"
 export * as Subscription from "./Subscription.ts"

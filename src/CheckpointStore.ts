@@ -1,0 +1,65 @@
+/**
+ * Checkpoints: where a named consumer (a projection, a process manager) has got to in the
+ * global order. A consumer that restarts loads its checkpoint and subscribes after it.
+ *
+ * Backends: `MemoryCheckpointStore` (`eventcore/memory`), `PostgresCheckpointStore`
+ * (`eventcore/postgres`, the `checkpoints` table, writable inside a read model's transaction).
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect } from "effect"
+import type { EventStoreError } from "./Errors.ts"
+import type { Position } from "./Position.ts"
+
+/**
+ * The checkpoint service.
+ *
+ * Saving only moves a checkpoint forward: saving a position at or before the stored one
+ * leaves it unchanged, so a runner that lost its lock and saves late cannot move another
+ * runner's checkpoint back. `reset` deletes it (the next run starts from the beginning).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CheckpointStore, Position } from "eventcore"
+ *
+ * const program = Effect.gen(function*() {
+ *   const checkpoints = yield* CheckpointStore.CheckpointStore
+ *   yield* checkpoints.save("balances", Position.make(1, 1))
+ *   return yield* checkpoints.load("balances") // Position.make(1, 1)
+ * })
+ * ```
+ * @since 0.1.0
+ */
+export class CheckpointStore extends Context.Service<CheckpointStore, {
+  /** The saved position, or `undefined` when the consumer never saved one (or was reset). */
+  readonly load: (name: string) => Effect.Effect<Position | undefined, EventStoreError>
+  /** Saves a position, unless the stored one is already at or after it. */
+  readonly save: (name: string, position: Position) => Effect.Effect<void, EventStoreError>
+  /** Forgets the checkpoint. */
+  readonly reset: (name: string) => Effect.Effect<void, EventStoreError>
+}>()("eventcore/CheckpointStore") {}
+
+/**
+ * Loads a checkpoint through the current store.
+ *
+ * @since 0.1.0
+ */
+export const load = (name: string): Effect.Effect<Position | undefined, EventStoreError, CheckpointStore> =>
+  CheckpointStore.use((store) => store.load(name))
+
+/**
+ * Saves a checkpoint through the current store.
+ *
+ * @since 0.1.0
+ */
+export const save = (name: string, position: Position): Effect.Effect<void, EventStoreError, CheckpointStore> =>
+  CheckpointStore.use((store) => store.save(name, position))
+
+/**
+ * Resets a checkpoint through the current store.
+ *
+ * @since 0.1.0
+ */
+export const reset = (name: string): Effect.Effect<void, EventStoreError, CheckpointStore> =>
+  CheckpointStore.use((store) => store.reset(name))

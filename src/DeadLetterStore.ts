@@ -1,0 +1,61 @@
+/**
+ * Dead letters: events a projection could not process and skipped, with the error, so a
+ * person can look at them, fix the cause, and replay (rebuild) when ready.
+ *
+ * Backends: `MemoryDeadLetterStore` (`eventcore/memory`), `PostgresDeadLetterStore`
+ * (`eventcore/postgres`, the `dead_letters` table).
+ *
+ * @since 0.1.0
+ */
+import { Context, type DateTime, Effect } from "effect"
+import type { EventStoreError } from "./Errors.ts"
+import type { Position } from "./Position.ts"
+
+/**
+ * One skipped event.
+ *
+ * @since 0.1.0
+ */
+export interface DeadLetter {
+  /** The projection that skipped it. */
+  readonly projection: string
+  readonly eventId: string
+  readonly streamId: string
+  readonly streamVersion: number
+  readonly position: Position
+  readonly type: string
+  /** The error, rendered for a person (the failure's message, or the cause pretty-printed). */
+  readonly error: string
+  /** How many times processing was attempted (retries included). */
+  readonly attempts: number
+  readonly recordedAt: DateTime.Utc
+}
+
+/**
+ * The dead-letter service. Recording is idempotent per (projection, event): recording the
+ * same event again (a redelivery after a crash) replaces the earlier record.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DeadLetterStore } from "eventcore"
+ *
+ * const poison = DeadLetterStore.list("balances")
+ * ```
+ * @since 0.1.0
+ */
+export class DeadLetterStore extends Context.Service<DeadLetterStore, {
+  readonly record: (letter: DeadLetter) => Effect.Effect<void, EventStoreError>
+  /** The dead letters of one projection (all projections when omitted), in global order. */
+  readonly list: (projection?: string) => Effect.Effect<ReadonlyArray<DeadLetter>, EventStoreError>
+  /** Forgets the dead letters of one projection (after a fix and a rebuild). */
+  readonly clear: (projection: string) => Effect.Effect<void, EventStoreError>
+}>()("eventcore/DeadLetterStore") {}
+
+/**
+ * The dead letters recorded for a projection.
+ *
+ * @since 0.1.0
+ */
+export const list = (projection?: string): Effect.Effect<ReadonlyArray<DeadLetter>, EventStoreError, DeadLetterStore> =>
+  DeadLetterStore.use((store) => store.list(projection))

@@ -1,0 +1,41 @@
+/**
+ * The in-memory checkpoint store: for tests, demos, and read models that live in the same
+ * process (and start over with it).
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer } from "effect"
+import { CheckpointStore } from "../CheckpointStore.ts"
+import * as Position from "../Position.ts"
+
+/**
+ * Builds a fresh, empty checkpoint store.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryCheckpointStore } from "eventcore/memory"
+ *
+ * const store = Effect.runSync(MemoryCheckpointStore.make)
+ * ```
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<CheckpointStore["Service"]> = Effect.sync(() => {
+  const checkpoints = new Map<string, Position.Position>()
+  return CheckpointStore.of({
+    load: (name) => Effect.sync(() => checkpoints.get(name)),
+    save: (name, position) =>
+      Effect.sync(() => {
+        const current = checkpoints.get(name)
+        if (current === undefined || Position.isAfter(position, current)) checkpoints.set(name, position)
+      }),
+    reset: (name) => Effect.sync(() => void checkpoints.delete(name))
+  })
+})
+
+/**
+ * A layer providing a fresh in-memory `CheckpointStore`.
+ *
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<CheckpointStore> = Layer.effect(CheckpointStore, make)

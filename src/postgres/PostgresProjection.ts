@@ -1,0 +1,92 @@
+/**
+ * PostgreSQL read models with exactly-once effects, and the projection services on
+ * PostgreSQL.
+ *
+ * `transactional` builds a projection whose runner writes each batch of events to your
+ * tables and advances the checkpoint in the same transaction (`sql.withTransaction`), each
+ * event in its own savepoint: after a crash the read model and the checkpoint agree, so no
+ * event is applied twice and none is lost. It requires the PostgreSQL `CheckpointStore` on
+ * the same `SqlClient` (`layer` below provides it).
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import type { CheckpointStore } from "../CheckpointStore.ts"
+import type { DeadLetterStore } from "../DeadLetterStore.ts"
+import type { InvalidInput } from "../Errors.ts"
+import type * as Event from "../Event.ts"
+import * as Projection from "../Projection.ts"
+import type { ProjectionLock } from "../ProjectionLock.ts"
+import type { StoredEvent } from "../StoredEvent.ts"
+import * as PostgresCheckpointStore from "./PostgresCheckpointStore.ts"
+import * as PostgresDeadLetterStore from "./PostgresDeadLetterStore.ts"
+import * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
+
+/**
+ * A projection that applies events to SQL tables and saves its checkpoint in the same
+ * transaction: exactly-once effects on the read model. `handle` runs inside the transaction
+ * (use the `SqlClient` from context); `reset` clears the tables before a rebuild.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { ProjectionRunner } from "eventcore"
+ * import { PostgresProjection } from "eventcore/postgres"
+ *
+ * // const Balances = PostgresProjection.transactional({
+ * //   name: "balances",
+ * //   events: AccountEvents,
+ * //   handle: (event, stored) => Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ * //     sql`insert into balances (account, balance) values (${stored.streamId}, ${delta(event)})
+ * //         on conflict (account) do update set balance = balances.balance + excluded.balance`),
+ * //   reset: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`truncate balances`)
+ * // })
+ * // yield* ProjectionRunner.start(yield* Balances)
+ * ```
+ * @since 0.1.0
+ */
+export const transactional = <E extends Event.Tagged, Err = never, R = never>(
+  options: Projection.CommonOptions<E> & {
+    readonly handle: (event: E, stored: StoredEvent) => Effect.Effect<void, Err, R>
+    readonly reset?: Effect.Effect<void, Err, R> | undefined
+  }
+): Effect.Effect<Projection.Projection<E, void, Err | SqlError, R>, never, SqlClient.SqlClient> =>
+  Effect.map(SqlClient.SqlClient, (sql) =>
+    Projection.make<E, Err | SqlError, R>({
+      ...options,
+      transaction: (self) => sql.withTransaction(self)
+    }))
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  readonly schema?: string | undefined
+  /** Lock polling and heartbeat (see `PostgresProjectionLock`). */
+  readonly lock?: Omit<PostgresProjectionLock.Options, "schema"> | undefined
+}
+
+/**
+ * The projection services on PostgreSQL: checkpoints, dead letters and the cross-process
+ * lock, all on the `SqlClient` in context, in the store's schema.
+ *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { PostgresEventStore, PostgresProjection } from "eventcore/postgres"
+ *
+ * // const Live = Layer.mergeAll(PostgresEventStore.layer(), PostgresProjection.layer()).pipe(Layer.provideMerge(PgClientLive))
+ * ```
+ * @since 0.1.0
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<CheckpointStore | DeadLetterStore | ProjectionLock, InvalidInput | SqlError, SqlClient.SqlClient> =>
+  Layer.mergeAll(
+    PostgresCheckpointStore.layer({ schema: options?.schema }),
+    PostgresDeadLetterStore.layer({ schema: options?.schema }),
+    PostgresProjectionLock.layer({ ...options?.lock, schema: options?.schema })
+  )
