@@ -7,6 +7,7 @@ import { Command, CommandExecutor, Event, EventId, EventStore, StreamId } from "
 import { MemoryEventStore } from "eventcore/memory"
 import { Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
 import * as Measure from "./Measure.ts"
+import { writeSection } from "./Report.ts"
 
 const Ticked = Schema.TaggedStruct("Ticked", { n: Schema.Number })
 const Ticks = Event.catalog(Ticked)
@@ -140,6 +141,11 @@ const program = Effect.gen(function*() {
   yield* record(yield* appends(1_000_000, 100))
   for (const r of yield* fold(1_000_000)) yield* record(r)
   console.log(`results written to ${Measure.writeJson("memory", results)}`)
+  writeSection("Memory", results, "npm run bench:memory", [
+    "One fiber, the in-memory store, the default executor (a span per command, default retry schedule). " +
+    "Transfers fold both accounts' streams on every command, so their cost grows with stream length: the " +
+    "scenario names how long the streams are when read."
+  ])
 })
 
 Effect.runPromise(program.pipe(Random.withSeed("bench"))).catch((error) => {

@@ -16,7 +16,7 @@ import { Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
 import { PostgresEventStore } from "../src/postgres/index.ts"
 import * as Measure from "./Measure.ts"
 import * as Pgbench from "./pg/pgbench.ts"
-import { writeReport } from "./pg/report.ts"
+import { writeSection } from "./Report.ts"
 import * as Scripts from "./pg/scripts.ts"
 
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -253,7 +253,11 @@ const main = Effect.gen(function*() {
   }
   const file = Measure.writeJson("pg", results)
   console.log(`results written to ${file}`)
-  writeReport(results, `node --conditions=source bench/pg.ts (${seconds} s per measurement)`)
+  writeSection("PostgreSQL", results, `npm run bench:pg (${seconds} s per measurement)`, [
+    "Durable commits (fsync and synchronous_commit on). Each baseline is pgbench running the store's own SQL " +
+    "against the same schema in the same run; \"% of baseline\" is our throughput over pgbench's. " +
+    "Node and PostgreSQL share the machine's cores."
+  ])
 })
 
 const multiplex = process.env["PG_MULTIPLEX"] === "1"

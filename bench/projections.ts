@@ -24,6 +24,7 @@ import * as MemoryProjections from "../src/memory/MemoryProjections.ts"
 import * as PostgresEventStore from "../src/postgres/PostgresEventStore.ts"
 import { AccountEvents } from "../examples/banking/Account.ts"
 import * as Measure from "./Measure.ts"
+import { writeSection } from "./Report.ts"
 
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const total = Number(process.argv[2] ?? 200_000)
@@ -131,6 +132,10 @@ const program = Effect.gen(function*() {
   for (const r of results) console.log(Measure.format(r))
   const file = Measure.writeJson("projections", results)
   console.log(`results written to ${file}`)
+  writeSection("Projections and subscriptions (PostgreSQL)", results, `npm run bench:pg (${total} events)`, [
+    "Catch-up reads run over a store of the given size; the live latency is from the append call to delivery " +
+    "to a subscriber that is already live."
+  ])
 }).pipe(
   Effect.ensuring(
     Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${schema} cascade`)).pipe(Effect.ignore)

@@ -24,7 +24,7 @@ import type { StoredEvent } from "./StoredEvent.ts"
  *
  * - `Fail`: stop; the runner's status becomes `Faulted` with the error and the event.
  * - `Retry`: retry processing under the schedule (each attempt in its own savepoint for a
- *   transactional projection); when the schedule gives up, `then` decides (fail or skip).
+ *   transactional projection); when the schedule gives up, `exhausted` decides (fail or skip).
  *   Decode errors are not retried: the same bytes decode the same way.
  * - `Skip`: record the event and its error in the `DeadLetterStore`, and go on.
  *
@@ -36,7 +36,7 @@ export type FailurePolicy =
   | {
     readonly _tag: "Retry"
     readonly schedule: Schedule.Schedule<unknown, unknown>
-    readonly then: "fail" | "skip"
+    readonly exhausted: "fail" | "skip"
   }
 
 /**
@@ -61,14 +61,14 @@ export const skip: FailurePolicy = { _tag: "Skip" }
  * import { Schedule } from "effect"
  * import { Projection } from "eventcore"
  *
- * const policy = Projection.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 })), { then: "skip" })
+ * const policy = Projection.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 })), { exhausted: "skip" })
  * ```
  * @since 0.1.0
  */
 export const retry = (
   schedule: Schedule.Schedule<unknown, unknown>,
-  options?: { readonly then?: "fail" | "skip" | undefined }
-): FailurePolicy => ({ _tag: "Retry", schedule, then: options?.then ?? "fail" })
+  options?: { readonly exhausted?: "fail" | "skip" | undefined }
+): FailurePolicy => ({ _tag: "Retry", schedule, exhausted: options?.exhausted ?? "fail" })
 
 /**
  * When a runner saves its checkpoint (outside a transactional projection's own batches):

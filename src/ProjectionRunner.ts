@@ -260,7 +260,7 @@ export const start = <E extends Event.Tagged, S, Err, R>(
         }
         const { error, message } = describe(failure)
         const policy = projection.onFailure
-        const skip = policy._tag === "Skip" || (policy._tag === "Retry" && policy.then === "skip")
+        const skip = policy._tag === "Skip" || (policy._tag === "Retry" && policy.exhausted === "skip")
         if (!skip) return yield* new EventFailed({ message, error, event: stored })
         yield* recordDeadLetter(stored, message, attempts)
         counters.skipped++

@@ -3,7 +3,7 @@
  * is configured and a test runs it small.
  */
 import { Clock, Console, Effect, Random, Result } from "effect"
-import { CommandExecutor, EventStore, StreamId } from "eventcore"
+import { CommandExecutor, EventStore, type Position, StreamId } from "eventcore"
 import { Deposit, OpenAccount, Transfer } from "./Account.ts"
 import * as Balances from "./Balances.ts"
 
@@ -29,10 +29,21 @@ export interface Report {
 }
 
 
-/** Opens the accounts, runs the transfers from many fibers, and checks that money was conserved. */
-export const run = (settings: Settings) =>
+/** A balance read model the demo can wait for: in memory (`Balances`) or in PostgreSQL. */
+export interface ReadModel {
+  readonly current: Effect.Effect<Balances.Balances>
+  readonly awaitPosition: (position: Position.Position) => Effect.Effect<void, unknown>
+}
+
+/**
+ * Opens the accounts, runs the transfers from many fibers, and checks that money was
+ * conserved, in the events and in the read model (in memory unless another is given).
+ */
+export const run = <E = never, R = never>(settings: Settings, startReadModel?: Effect.Effect<ReadModel, E, R>) =>
   Effect.scoped(Effect.gen(function*() {
-    const readModel = yield* Balances.start(settings.prefix)
+    const readModel: ReadModel = startReadModel === undefined
+      ? yield* Balances.start(settings.prefix)
+      : yield* startReadModel
     const ids = Array.from(
       { length: settings.accounts },
       (_, i) => StreamId.makeUnsafe(`${settings.prefix}account-${String(i).padStart(4, "0")}`)
@@ -83,7 +94,8 @@ export const run = (settings: Settings) =>
       }, 0), 0)
     yield* readModel.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
     const model = yield* readModel.current
-    const readModelTotal = [...model.balances.values()].reduce((a, b) => a + b, 0)
+    // A persistent read model holds earlier runs' accounts too: count this run's.
+    const readModelTotal = ids.reduce((sum, id) => sum + (model.balances.get(id) ?? 0), 0)
 
     return {
       commands: settings.accounts * 2 + perFiber * settings.fibers,

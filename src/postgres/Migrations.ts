@@ -106,12 +106,32 @@ const initial: Migration = {
   ]
 }
 
+const deadLetters: Migration = {
+  version: 2,
+  name: "create_dead_letters",
+  statements: (s) => [
+    // Events a projection skipped, with the error, so an operator can see and replay them.
+    `create table ${s}.dead_letters (
+      projection text not null,
+      event_id uuid not null,
+      stream_id text not null,
+      stream_version bigint not null,
+      position text not null,
+      type text not null,
+      error text not null,
+      attempts integer not null,
+      recorded_at timestamptz not null,
+      primary key (projection, event_id)
+    )`
+  ]
+}
+
 /**
  * Every migration, in version order. New versions are appended, never edited.
  *
  * @since 0.1.0
  */
-export const all: ReadonlyArray<Migration> = [initial]
+export const all: ReadonlyArray<Migration> = [initial, deadLetters]
 
 /**
  * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it

@@ -15,26 +15,6 @@ import { fromSqlError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
 
 /**
- * The table, created when the layer starts if missing (idempotent). Meant to become a
- * versioned migration of `Migrations`.
- *
- * @since 0.1.0
- */
-export const createTable = (schema: string): string =>
-  `create table if not exists ${schema}.dead_letters (
-    projection text not null,
-    event_id uuid not null,
-    stream_id text not null,
-    stream_version bigint not null,
-    position text not null,
-    type text not null,
-    error text not null,
-    attempts integer not null,
-    recorded_at timestamptz not null,
-    primary key (projection, event_id)
-  )`
-
-/**
  * @since 0.1.0
  */
 export interface Options {
@@ -54,7 +34,8 @@ interface Row {
 }
 
 /**
- * Builds the dead-letter store on the `SqlClient` in context, creating its table if missing.
+ * Builds the dead-letter store on the `SqlClient` in context (its table comes with the
+ * store's migrations).
  *
  * @since 0.1.0
  */
@@ -63,7 +44,6 @@ export const make = Effect.fnUntraced(function*(
 ): Effect.fn.Return<DeadLetterStore["Service"], InvalidInput | SqlError, SqlClient.SqlClient> {
   const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
   const sql = yield* SqlClient.SqlClient
-  yield* sql.unsafe(createTable(schema)).unprepared
   const recordSql = `insert into ${schema}.dead_letters
     (projection, event_id, stream_id, stream_version, position, type, error, attempts, recorded_at)
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -1,5 +1,6 @@
 /**
- * The PostgreSQL backend: `import { PostgresEventStore, Migrations } from "eventcore/postgres"`.
+ * The PostgreSQL backend:
+ * `import { PostgresEventStore, PostgresProjection, Migrations } from "eventcore/postgres"`.
  *
  * @since 0.1.0
  */
@@ -12,4 +13,24 @@ export * as Migrations from "./Migrations.ts"
 /**
  * @since 0.1.0
  */
+export * as PostgresCheckpointStore from "./PostgresCheckpointStore.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as PostgresDeadLetterStore from "./PostgresDeadLetterStore.ts"
+
+/**
+ * @since 0.1.0
+ */
 export * as PostgresEventStore from "./PostgresEventStore.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as PostgresProjection from "./PostgresProjection.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as PostgresProjectionLock from "./PostgresProjectionLock.ts"

@@ -225,11 +225,11 @@ describe("ProjectionRunner", () => {
       assert.strictEqual((yield* runner.metrics).retries, 2)
     })))
 
-  it.effect("retry: gives up after the schedule and faults (or skips with then: skip)", () =>
+  it.effect("retry: gives up after the schedule and faults (or skips with exhausted: skip)", () =>
     run(Effect.gen(function*() {
       yield* history
       const attempts = yield* Ref.make(0)
-      const broken = (name: string, then: "fail" | "skip") =>
+      const broken = (name: string, exhausted: "fail" | "skip") =>
         Projection.make({
           name,
           events: AccountEvents,
@@ -237,7 +237,7 @@ describe("ProjectionRunner", () => {
             stored.streamId === "acc-3" && stored.streamVersion === 1
               ? Effect.andThen(Ref.update(attempts, (n) => n + 1), Effect.fail(new Error("still broken")))
               : Effect.void,
-          onFailure: Projection.retry(Schedule.recurs(2), { then })
+          onFailure: Projection.retry(Schedule.recurs(2), { exhausted })
         })
       const failing = yield* ProjectionRunner.start(broken("broken-fail", "fail"))
       const faulted = yield* failing.awaitStatus("Faulted")

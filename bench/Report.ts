@@ -1,12 +1,12 @@
 /**
- * Writes the "PostgreSQL" section of docs/benchmarks.md, leaving every other section as it is.
+ * Writes one section of docs/benchmarks.md (memory, PostgreSQL, projections), leaving every
+ * other section as it is, so each benchmark reports what it measured and nothing else.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { cpus } from "node:os"
-import type { Result } from "../Measure.ts"
+import { cpus, loadavg } from "node:os"
+import type { Result } from "./Measure.ts"
 
-const file = new URL("../../docs/benchmarks.md", import.meta.url)
-const heading = "## PostgreSQL"
+const file = new URL("../docs/benchmarks.md", import.meta.url)
 
 const row = (r: Result): string => {
   const rate = Math.round(r.perSecond).toLocaleString("en-US")
@@ -17,13 +17,24 @@ const row = (r: Result): string => {
   return `| ${r.scenario} | ${rate} ${r.unit}/s | ${lat} | ${target} | ${r.note ?? ""} |`
 }
 
-export const writeReport = (results: ReadonlyArray<Result>, command: string): void => {
+/**
+ * Replaces (or adds) the section `title` with a table of `results`, measured by `command`,
+ * with `notes` (one paragraph per entry) under the heading.
+ */
+export const writeSection = (
+  title: string,
+  results: ReadonlyArray<Result>,
+  command: string,
+  notes: ReadonlyArray<string> = []
+): void => {
+  const heading = `## ${title}`
   const section = [
     heading,
     "",
-    `Measured ${new Date().toISOString()} on ${cpus().length} cores, Node ${process.version}, with \`${command}\`.`,
-    "Durable commits (fsync and synchronous_commit on). Each baseline is pgbench running the store's own SQL",
-    "against the same schema in the same run; \"% of baseline\" is our throughput over pgbench's.",
+    `Measured ${new Date().toISOString()} on ${cpus().length} cores (load average ${
+      loadavg()[0]?.toFixed(1)
+    } at the end), Node ${process.version}, with \`${command}\`.`,
+    ...notes.flatMap((note) => ["", note]),
     "",
     "| scenario | throughput | latency p50 / p95 / p99 (ms) | target | note |",
     "|---|---|---|---|---|",
