@@ -2,9 +2,9 @@
  * Timing helpers for benchmarks: throughput and latency percentiles, and the JSON/markdown
  * reports. Benchmarks measure; tests never assert timings.
  */
+import { Effect } from "effect"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { performance } from "node:perf_hooks"
-import { Effect } from "effect"
 
 export interface Result {
   readonly scenario: string
@@ -47,8 +47,12 @@ export const sampled = <A, E, R>(samples: Array<number>, effect: Effect.Effect<A
 
 export const format = (r: Result): string => {
   const rate = Math.round(r.perSecond).toLocaleString("en-US")
-  const target = r.target === undefined ? "" : ` (target ${r.target.toLocaleString("en-US")}: ${r.perSecond >= r.target ? "met" : "MISSED"})`
-  const lat = r.latencyMs === undefined ? "" : ` p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms, p99 ${r.latencyMs.p99} ms`
+  const target = r.target === undefined
+    ? ""
+    : ` (target ${r.target.toLocaleString("en-US")}: ${r.perSecond >= r.target ? "met" : "MISSED"})`
+  const lat = r.latencyMs === undefined
+    ? ""
+    : ` p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms, p99 ${r.latencyMs.p99} ms`
   return `${r.scenario}: ${rate} ${r.unit}/s${target}${lat}${r.note === undefined ? "" : ` — ${r.note}`}`
 }
 

@@ -40,9 +40,10 @@ const transfers = (count: number, accounts: number) =>
       Effect.forEach(inputs, (input) => CommandExecutor.execute(Transfer, input), { discard: true })
     )
     return {
-      scenario: `memory: 2-stream transfer commands, one fiber (${accounts} accounts, ${inputs.length} transfers, streams average ${
-        (2 + inputs.length / accounts).toFixed(0)
-      } events when read)`,
+      scenario:
+        `memory: 2-stream transfer commands, one fiber (${accounts} accounts, ${inputs.length} transfers, streams average ${
+          (2 + inputs.length / accounts).toFixed(0)
+        } events when read)`,
       unit: "commands",
       operations: inputs.length,
       seconds,
@@ -129,10 +130,11 @@ const fold = (events: number) =>
 
 const program = Effect.gen(function*() {
   const results: Array<Measure.Result> = []
-  const record = (r: Measure.Result) => Effect.sync(() => {
-    results.push(r)
-    console.log(Measure.format(r))
-  })
+  const record = (r: Measure.Result) =>
+    Effect.sync(() => {
+      results.push(r)
+      console.log(Measure.format(r))
+    })
   yield* transfers(20_000, 1_000) // warm-up
   yield* record(yield* transfers(200_000, 100_000))
   yield* record(yield* transfers(200_000, 10_000))

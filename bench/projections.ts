@@ -14,15 +14,15 @@ import { PgClient } from "@effect/sql-pg"
 import { Deferred, Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { performance } from "node:perf_hooks"
+import { AccountEvents } from "../examples/banking/Account.ts"
 import * as EventId from "../src/EventId.ts"
 import * as EventStore from "../src/EventStore.ts"
+import * as MemoryProjections from "../src/memory/MemoryProjections.ts"
+import * as PostgresEventStore from "../src/postgres/PostgresEventStore.ts"
 import * as Projection from "../src/Projection.ts"
 import * as ProjectionRunner from "../src/ProjectionRunner.ts"
 import * as StreamId from "../src/StreamId.ts"
 import * as Subscription from "../src/Subscription.ts"
-import * as MemoryProjections from "../src/memory/MemoryProjections.ts"
-import * as PostgresEventStore from "../src/postgres/PostgresEventStore.ts"
-import { AccountEvents } from "../examples/banking/Account.ts"
 import * as Measure from "./Measure.ts"
 import { writeSection } from "./Report.ts"
 
@@ -47,8 +47,10 @@ const seed = Effect.gen(function*() {
   const batch = 1_000
   for (let done = 0, n = 0; done < total; done += batch, n++) {
     const streamId = StreamId.makeUnsafe(`bench-${n}`)
-    const events = yield* Effect.forEach(Array.from({ length: Math.min(batch, total - done) }, (_, i) => i), (i) =>
-      event(streamId, 1 + (i % 9)))
+    const events = yield* Effect.forEach(
+      Array.from({ length: Math.min(batch, total - done) }, (_, i) => i),
+      (i) => event(streamId, 1 + (i % 9))
+    )
     yield* store.append({ streams: [{ streamId, expected: 0 }], events })
   }
 })
@@ -138,7 +140,9 @@ const program = Effect.gen(function*() {
   ])
 }).pipe(
   Effect.ensuring(
-    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${schema} cascade`)).pipe(Effect.ignore)
+    Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${schema} cascade`)).pipe(
+      Effect.ignore
+    )
   )
 )
 

@@ -15,10 +15,10 @@ import type {
   UndeclaredStream
 } from "./Errors.ts"
 import { InvalidInput } from "./Errors.ts"
-import * as Attempt from "./internal/Attempt.ts"
 import type * as Event from "./Event.ts"
 import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
+import * as Attempt from "./internal/Attempt.ts"
 import * as Metadata from "./Metadata.ts"
 import type { Position } from "./Position.ts"
 import type { StreamId } from "./StreamId.ts"
@@ -111,7 +111,8 @@ export class CommandExecutor extends Context.Service<CommandExecutor, {
 }>()("eventcore/CommandExecutor") {}
 
 const isConflict = (e: unknown): boolean => Predicate.isTagged(e, "ConcurrencyConflict")
-const isTransient = (e: unknown): boolean => Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
+const isTransient = (e: unknown): boolean =>
+  Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
 
 // Compiling a Schema decoder costs far more than running it: compile once per command.
 const decoders = new WeakMap<object, (input: unknown) => Exit.Exit<unknown, Schema.SchemaError>>()

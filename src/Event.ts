@@ -224,7 +224,9 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
 
   const decodeUncached = (event: StoredEvent): Result.Result<E, EventDecodeError> => {
     const entry = entries.get(event.type)
-    if (entry === undefined) return fail(event, `unknown event type (this reader knows ${[...entries.keys()].join(", ")})`)
+    if (entry === undefined) {
+      return fail(event, `unknown event type (this reader knows ${[...entries.keys()].join(", ")})`)
+    }
     if (!Number.isInteger(event.schemaVersion) || event.schemaVersion < 1 || event.schemaVersion > entry.version) {
       return fail(event, `unknown schema version (this reader knows versions 1..${entry.version})`)
     }
@@ -251,7 +253,11 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
     const entry = entries.get(event._tag)
     if (entry === undefined) {
       return Result.fail(
-        new InvalidInput({ subject: "event", path: ["_tag"], issue: `unknown event type ${JSON.stringify(event._tag)}` })
+        new InvalidInput({
+          subject: "event",
+          path: ["_tag"],
+          issue: `unknown event type ${JSON.stringify(event._tag)}`
+        })
       )
     }
     const exit = entry.encode(event)

@@ -141,7 +141,9 @@ export type ReadError = EventStoreError
  */
 export class EventStore extends Context.Service<EventStore, {
   /** Reads several streams in one call, each whole, in the order asked. */
-  readonly readStreams: (streamIds: ReadonlyArray<StreamId>) => Effect.Effect<ReadonlyArray<StreamRead>, EventStoreError>
+  readonly readStreams: (
+    streamIds: ReadonlyArray<StreamId>
+  ) => Effect.Effect<ReadonlyArray<StreamRead>, EventStoreError>
   /** Appends atomically, checking every stream of the boundary. */
   readonly append: (
     request: AppendRequest
@@ -192,7 +194,8 @@ export const readAll = (options?: {
       Effect.map(
         store.readPage({ after, filter: options?.filter, limit: options?.pageSize ?? defaultPageSize }),
         (page) => [page.events, page.end ? Option.none() : Option.some(page.next)] as const
-      ))))
+      ))
+  ))
 
 /**
  * Reads one stream whole.

@@ -476,7 +476,9 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       const now = yield* Clock.currentTimeMillis
       const first = samples[0]
       const elapsed = first === undefined ? 0 : now - first[0]
-      const eventsPerSecond = first === undefined || elapsed <= 0 ? 0 : ((counters.processed - first[1]) * 1000) / elapsed
+      const eventsPerSecond = first === undefined || elapsed <= 0
+        ? 0
+        : ((counters.processed - first[1]) * 1000) / elapsed
       return {
         processed: counters.processed,
         skipped: counters.skipped,

@@ -193,11 +193,17 @@ export const withSignals = (
 export const events = <E extends Event.Tagged>(
   catalog: Event.Catalog<E>,
   options: Options
-): Stream.Stream<{ readonly event: E; readonly stored: StoredEvent }, EventStoreError | EventDecodeError, EventStore.EventStore> =>
+): Stream.Stream<
+  { readonly event: E; readonly stored: StoredEvent },
+  EventStoreError | EventDecodeError,
+  EventStore.EventStore
+> =>
   stream({ ...options, filter: { ...options.filter, eventTypes: options.filter?.eventTypes ?? catalog.types } }).pipe(
     Stream.mapEffect((stored) => {
       const decoded = catalog.decode(stored)
-      return decoded._tag === "Success" ? Effect.succeed({ event: decoded.success, stored }) : Effect.fail(decoded.failure)
+      return decoded._tag === "Success"
+        ? Effect.succeed({ event: decoded.success, stored })
+        : Effect.fail(decoded.failure)
     })
   )
 
@@ -247,7 +253,11 @@ export const eventsWithSignals = <E extends Event.Tagged>(
       if (item._tag === "CaughtUp") return Effect.succeed(item)
       const decoded = catalog.decode(item.event)
       return decoded._tag === "Success"
-        ? Effect.succeed({ _tag: "Event", event: { event: decoded.success, stored: item.event }, position: item.position })
+        ? Effect.succeed({
+          _tag: "Event",
+          event: { event: decoded.success, stored: item.event },
+          position: item.position
+        })
         : Effect.fail(decoded.failure)
     })
   )

@@ -11,6 +11,16 @@ export * as CheckpointStore from "./CheckpointStore.ts"
 export * as Command from "./Command.ts"
 export * as CommandExecutor from "./CommandExecutor.ts"
 export * as DeadLetterStore from "./DeadLetterStore.ts"
+export {
+  BusinessRuleViolation,
+  ConcurrencyConflict,
+  DiscoveryLimitExceeded,
+  EventDecodeError,
+  EventStoreError,
+  InvalidInput,
+  UndeclaredStream,
+  VersionMismatch
+} from "./Errors.ts"
 export * as Event from "./Event.ts"
 export * as EventId from "./EventId.ts"
 export * as EventStore from "./EventStore.ts"
@@ -22,13 +32,3 @@ export * as ProjectionRunner from "./ProjectionRunner.ts"
 export * as StoredEvent from "./StoredEvent.ts"
 export * as StreamId from "./StreamId.ts"
 export * as Subscription from "./Subscription.ts"
-export {
-  BusinessRuleViolation,
-  ConcurrencyConflict,
-  DiscoveryLimitExceeded,
-  EventDecodeError,
-  EventStoreError,
-  InvalidInput,
-  UndeclaredStream,
-  VersionMismatch
-} from "./Errors.ts"

@@ -14,7 +14,13 @@ export const MoneyWithdrawn = Schema.TaggedStruct("MoneyWithdrawn", { amount: Mo
 export const TransferSent = Schema.TaggedStruct("TransferSent", { to: Schema.String, amount: Money })
 export const TransferReceived = Schema.TaggedStruct("TransferReceived", { from: Schema.String, amount: Money })
 
-export const AccountEvents = Event.catalog(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived)
+export const AccountEvents = Event.catalog(
+  AccountOpened,
+  MoneyDeposited,
+  MoneyWithdrawn,
+  TransferSent,
+  TransferReceived
+)
 export type AccountEvent = Event.Type<typeof AccountEvents>
 
 /** What a command needs to know about one account. */
@@ -43,7 +49,11 @@ const mustBeOpen = (account: Account, id: StreamId.StreamId) =>
   account.open
     ? Effect.void
     : Effect.fail(
-      new BusinessRuleViolation({ rule: "account-not-open", message: `account ${id} is not open`, details: { account: id } })
+      new BusinessRuleViolation({
+        rule: "account-not-open",
+        message: `account ${id} is not open`,
+        details: { account: id }
+      })
     )
 
 const mustCover = (account: Account, id: StreamId.StreamId, amount: number) =>

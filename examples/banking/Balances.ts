@@ -28,7 +28,12 @@ const delta = (event: AccountEvent): number => {
 }
 
 /** Applies one event in place: the map is owned by the read model's single fiber. */
-export const apply = (model: Balances, streamId: string, event: AccountEvent, position: Position.Position): Balances => {
+export const apply = (
+  model: Balances,
+  streamId: string,
+  event: AccountEvent,
+  position: Position.Position
+): Balances => {
   const balances = model.balances as Map<string, number>
   balances.set(streamId, (balances.get(streamId) ?? 0) + delta(event))
   return { balances, position }

@@ -50,7 +50,14 @@ export const projection = (schema: string) =>
         yield* sql.unsafe(
           `insert into ${schema}.banking_history (event_id, account, position, type, amount, recorded_at)
            values ($1, $2, $3, $4, $5, $6)`,
-          [stored.eventId, stored.streamId, stored.position, stored.type, delta(event), DateTime.toDateUtc(stored.recordedAt)]
+          [
+            stored.eventId,
+            stored.streamId,
+            stored.position,
+            stored.type,
+            delta(event),
+            DateTime.toDateUtc(stored.recordedAt)
+          ]
         )
       }),
     reset: Effect.gen(function*() {

@@ -28,7 +28,6 @@ export interface Report {
   readonly transfersPerSecond: number
 }
 
-
 /** A balance read model the demo can wait for: in memory (`Balances`) or in PostgreSQL. */
 export interface ReadModel {
   readonly current: Effect.Effect<Balances.Balances>
@@ -48,10 +47,14 @@ export const run = <E = never, R = never>(settings: Settings, startReadModel?: E
       { length: settings.accounts },
       (_, i) => StreamId.makeUnsafe(`${settings.prefix}account-${String(i).padStart(4, "0")}`)
     )
-    yield* Effect.forEach(ids, (account, i) =>
-      CommandExecutor.execute(OpenAccount, { account, owner: `owner ${i}` }).pipe(
-        Effect.andThen(CommandExecutor.execute(Deposit, { account, amount: settings.initialBalance }))
-      ), { concurrency: 8, discard: true })
+    yield* Effect.forEach(
+      ids,
+      (account, i) =>
+        CommandExecutor.execute(OpenAccount, { account, owner: `owner ${i}` }).pipe(
+          Effect.andThen(CommandExecutor.execute(Deposit, { account, amount: settings.initialBalance }))
+        ),
+      { concurrency: 8, discard: true }
+    )
     const totalBefore = settings.accounts * settings.initialBalance
 
     let committed = 0
@@ -90,7 +93,11 @@ export const run = <E = never, R = never>(settings: Settings, startReadModel?: E
       sum + read.events.reduce((s, e) => {
         const payload = e.payload as { readonly amount?: number }
         const amount = payload.amount ?? 0
-        return s + (e.type === "MoneyDeposited" || e.type === "TransferReceived" ? amount : e.type === "AccountOpened" ? 0 : -amount)
+        return s + (e.type === "MoneyDeposited" || e.type === "TransferReceived"
+          ? amount
+          : e.type === "AccountOpened"
+          ? 0
+          : -amount)
       }, 0), 0)
     yield* readModel.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
     const model = yield* readModel.current

@@ -14,9 +14,11 @@ const Transfer = Command.make("Transfer", {
   events: AccountEvents,
   streams: ({ from, to }) => ({ from, to }), // the consistency boundary, by role
   initial: { from: 0, to: 0 },
-  apply: (state, event, role) =>           // a pure fold; role says which stream it came from
-    role === "discovered" ? state
-    : { ...state, [role]: state[role] + (event._tag === "Deposited" ? event.amount : -event.amount) },
+  apply: (state, event, role) =>
+    // a pure fold; role says which stream it came from
+    role === "discovered" ?
+      state
+      : { ...state, [role]: state[role] + (event._tag === "Deposited" ? event.amount : -event.amount) },
   handle: ({ state, input, streams }) =>
     state.from < input.amount
       ? Effect.fail(new BusinessRuleViolation({ rule: "insufficient-funds", message: `balance is ${state.from}` }))

@@ -35,9 +35,13 @@ export const Fulfilment = Projection.make({
         )
         if (outcome !== "reserved") {
           // compensation: release everything this order holds (idempotent), then reject
-          yield* Effect.forEach(event.lines, (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }), {
-            discard: true
-          })
+          yield* Effect.forEach(
+            event.lines,
+            (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }),
+            {
+              discard: true
+            }
+          )
           yield* CommandExecutor.execute(DecideOrder, { order, rejected: outcome.message })
           return
         }

@@ -60,7 +60,8 @@ export const AddStock = Command.make("AddStock", {
   streams: ({ product }) => ({ product: productStream(product) }),
   initial: emptyProduct,
   apply: evolveProduct,
-  handle: ({ input, streams }) => Effect.succeed([streams.product.append(StockAdded.make({ quantity: input.quantity }))])
+  handle: ({ input, streams }) =>
+    Effect.succeed([streams.product.append(StockAdded.make({ quantity: input.quantity }))])
 })
 
 /** Reserves stock for an order; a no-op when this order already holds a reservation. */

@@ -7,15 +7,18 @@ import {
   emptyProduct,
   evolveProduct,
   OrderEvents,
-  orderStream,
   type OrderStatus,
+  orderStream,
   ProductEvents,
   productStream
 } from "./Inventory.ts"
 
 export interface Report {
   readonly orders: ReadonlyMap<string, { readonly status: OrderStatus; readonly reason?: string }>
-  readonly products: ReadonlyMap<string, { readonly available: number; readonly reserved: number; readonly events: number }>
+  readonly products: ReadonlyMap<
+    string,
+    { readonly available: number; readonly reserved: number; readonly events: number }
+  >
 }
 
 export const read = (orders: ReadonlyArray<string>, products: ReadonlyArray<string>) =>
@@ -56,6 +59,10 @@ export const read = (orders: ReadonlyArray<string>, products: ReadonlyArray<stri
 export const format = (report: Report): string =>
   [
     "EventCore saga example: order fulfilment with compensation",
-    ...[...report.orders].map(([order, o]) => `  order ${order}: ${o.status}${o.reason === undefined ? "" : ` (${o.reason})`}`),
-    ...[...report.products].map(([product, p]) => `  product ${product}: ${p.available} available, ${p.reserved} reserved`)
+    ...[...report.orders].map(([order, o]) =>
+      `  order ${order}: ${o.status}${o.reason === undefined ? "" : ` (${o.reason})`}`
+    ),
+    ...[...report.products].map(([product, p]) =>
+      `  product ${product}: ${p.available} available, ${p.reserved} reserved`
+    )
   ].join("\n")

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Effect, type Clock, type Random } from "effect"
+import { type Clock, Effect, type Random } from "effect"
 import type * as Command from "../Command.ts"
 import { DiscoveryLimitExceeded, EventDecodeError, type InvalidInput, UndeclaredStream } from "../Errors.ts"
 import type * as Event from "../Event.ts"
@@ -105,7 +105,10 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
     }
     const anyCommand = command as unknown as Command.Command<unknown, unknown, E, S, Roles, unknown, unknown>
 
-    const discover = (state: S, round: number): Effect.Effect<S, EventStore.ReadError | EventDecodeError | DiscoveryLimitExceeded> => {
+    const discover = (
+      state: S,
+      round: number
+    ): Effect.Effect<S, EventStore.ReadError | EventDecodeError | DiscoveryLimitExceeded> => {
       const discovered = command.discover
       if (discovered === undefined) return Effect.succeed(state)
       const found: Array<Entry<Roles>> = []
@@ -135,39 +138,52 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
     const decide = (state: S): Effect.Effect<Outcome, Err | AttemptError, R> => {
       const streams = {} as { [K in Roles]: Command.Handle<E> }
       for (const role in declared) streams[role] = handleOf(declared[role])
-      return Effect.flatMap(command.handle({ input, state, streams, stream: handleOf }), (writes): Effect.Effect<Outcome, AttemptError> => {
-        if (writes.length === 0) return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary) })
-        const events: Array<EventStore.EventToAppend> = []
-        for (let i = 0; i < writes.length; i++) {
-          const write = writes[i] as Command.Write<E>
-          if (!boundary.has(write.streamId)) {
-            return Effect.fail(
-              new UndeclaredStream({ command: command.name, streamId: write.streamId, boundary: [...boundary.keys()] })
-            )
+      return Effect.flatMap(
+        command.handle({ input, state, streams, stream: handleOf }),
+        (writes): Effect.Effect<Outcome, AttemptError> => {
+          if (writes.length === 0) return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary) })
+          const events: Array<EventStore.EventToAppend> = []
+          for (let i = 0; i < writes.length; i++) {
+            const write = writes[i] as Command.Write<E>
+            if (!boundary.has(write.streamId)) {
+              return Effect.fail(
+                new UndeclaredStream({
+                  command: command.name,
+                  streamId: write.streamId,
+                  boundary: [...boundary.keys()]
+                })
+              )
+            }
+            const encoded = command.events.encode(write.event)
+            if (encoded._tag === "Failure") return Effect.fail(encoded.failure)
+            events.push({
+              streamId: write.streamId,
+              eventId: EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random),
+              type: encoded.success.type,
+              schemaVersion: encoded.success.schemaVersion,
+              payload: encoded.success.payload,
+              metadata
+            })
           }
-          const encoded = command.events.encode(write.event)
-          if (encoded._tag === "Failure") return Effect.fail(encoded.failure)
-          events.push({
-            streamId: write.streamId,
-            eventId: EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random),
-            type: encoded.success.type,
-            schemaVersion: encoded.success.schemaVersion,
-            payload: encoded.success.payload,
-            metadata
-          })
+          const expectations: Array<EventStore.StreamExpectation> = []
+          for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
+          return Effect.map(env.store.append({ streams: expectations, events }), (appended): Outcome => ({
+            events: appended.events.map((committed, i) => ({
+              ...committed,
+              type: (events[i] as EventStore.EventToAppend).type
+            })),
+            versions: appended.versions
+          }))
         }
-        const expectations: Array<EventStore.StreamExpectation> = []
-        for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
-        return Effect.map(env.store.append({ streams: expectations, events }), (appended): Outcome => ({
-          events: appended.events.map((committed, i) => ({ ...committed, type: (events[i] as EventStore.EventToAppend).type })),
-          versions: appended.versions
-        }))
-      })
+      )
     }
 
-    return Effect.flatMap(env.store.readStreams(idsOf(entries)), (reads): Effect.Effect<Outcome, Err | AttemptError, R> => {
-      const state = fold(anyCommand, command.initial, entries, reads)
-      if (state instanceof EventDecodeError) return Effect.fail(state)
-      return command.discover === undefined ? decide(state) : Effect.flatMap(discover(state, 1), decide)
-    })
+    return Effect.flatMap(
+      env.store.readStreams(idsOf(entries)),
+      (reads): Effect.Effect<Outcome, Err | AttemptError, R> => {
+        const state = fold(anyCommand, command.initial, entries, reads)
+        if (state instanceof EventDecodeError) return Effect.fail(state)
+        return command.discover === undefined ? decide(state) : Effect.flatMap(discover(state, 1), decide)
+      }
+    )
   })

@@ -49,7 +49,8 @@ export const make = Effect.fnUntraced(function*(
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     on conflict (projection, event_id) do update set error = excluded.error, attempts = excluded.attempts,
       recorded_at = excluded.recorded_at`
-  const columns = `projection, event_id::text as event_id, stream_id, stream_version, position, type, error, attempts, recorded_at`
+  const columns =
+    `projection, event_id::text as event_id, stream_id, stream_version, position, type, error, attempts, recorded_at`
   const toLetter = (row: Row): DeadLetter => ({
     projection: row.projection,
     eventId: row.event_id,

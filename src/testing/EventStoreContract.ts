@@ -27,11 +27,18 @@ const Noted = Schema.TaggedStruct("Noted", { text: Schema.String, n: Schema.Numb
 const Flagged = Schema.TaggedStruct("Flagged", { on: Schema.Boolean })
 const NotedV1 = Schema.Struct({ _tag: Schema.Literal("Noted"), words: Schema.Array(Schema.String) })
 const Events = Event.catalog(
-  Event.versioned(Noted, [Event.upcast(NotedV1, (v1) => ({ _tag: "Noted", text: v1.words.join(" "), n: v1.words.length }))]),
+  Event.versioned(Noted, [
+    Event.upcast(NotedV1, (v1) => ({ _tag: "Noted", text: v1.words.join(" "), n: v1.words.length }))
+  ]),
   Flagged
 )
 
-const metadata: Metadata.Metadata = { correlationId: "corr", causationId: "cause", userId: "tester", custom: { k: [1, "x"] } }
+const metadata: Metadata.Metadata = {
+  correlationId: "corr",
+  causationId: "cause",
+  userId: "tester",
+  custom: { k: [1, "x"] }
+}
 
 /** A namespace of stream ids no other test uses. */
 const namespace = Effect.map(Random.nextIntBetween(0, 2 ** 30), (n) => `t${n.toString(36)}-`)
@@ -107,7 +114,11 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
     it.effect("reads several streams in one call, in the order asked", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
-        const [a, b, c] = [`${ns}a`, `${ns}b`, `${ns}c`].map(StreamId.makeUnsafe) as [StreamId.StreamId, StreamId.StreamId, StreamId.StreamId]
+        const [a, b, c] = [`${ns}a`, `${ns}b`, `${ns}c`].map(StreamId.makeUnsafe) as [
+          StreamId.StreamId,
+          StreamId.StreamId,
+          StreamId.StreamId
+        ]
         yield* appendNotes(a, 0, ["a1"])
         yield* appendNotes(b, 0, ["b1", "b2"])
         const reads = yield* EventStore.EventStore.use((s) => s.readStreams([c, b, a]))
@@ -144,11 +155,16 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         const b = StreamId.makeUnsafe(`${ns}b`)
         yield* appendNotes(b, 0, ["b1"])
         const events = [yield* note(a, "a1"), yield* note(b, "b2")]
-        const error = yield* Effect.flip(EventStore.append({ streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 0 }], events }))
+        const error = yield* Effect.flip(
+          EventStore.append({ streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 0 }], events })
+        )
         assert.strictEqual(error._tag, "ConcurrencyConflict")
         assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
         assert.strictEqual((yield* EventStore.readStream(b)).version, 1)
-        const ok = yield* EventStore.append({ streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 1 }], events })
+        const ok = yield* EventStore.append({
+          streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 1 }],
+          events
+        })
         assert.deepStrictEqual(ok.events.map((e) => [e.streamId, e.streamVersion]), [[a, 1], [b, 2]])
       }))
 
@@ -178,8 +194,18 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           const toA = yield* note(a, "from-b-view")
           const toB = yield* note(b, "from-a-view")
           const results = yield* Effect.all([
-            Effect.result(EventStore.append({ streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 0 }], events: [toA] })),
-            Effect.result(EventStore.append({ streams: [{ streamId: b, expected: 0 }, { streamId: a, expected: 0 }], events: [toB] }))
+            Effect.result(
+              EventStore.append({
+                streams: [{ streamId: a, expected: 0 }, { streamId: b, expected: 0 }],
+                events: [toA]
+              })
+            ),
+            Effect.result(
+              EventStore.append({
+                streams: [{ streamId: b, expected: 0 }, { streamId: a, expected: 0 }],
+                events: [toB]
+              })
+            )
           ], { concurrency: "unbounded" })
           const committed = results.filter(Result.isSuccess).length
           assert.strictEqual(committed, 1, `round ${round}: ${committed} commits`)
@@ -199,7 +225,9 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           { concurrency: "unbounded" }
         )
         assert.strictEqual(attempts.filter(Result.isSuccess).length, 1)
-        for (const failure of attempts.filter(Result.isFailure)) assert.strictEqual(failure.failure._tag, "ConcurrencyConflict")
+        for (const failure of attempts.filter(Result.isFailure)) {
+          assert.strictEqual(failure.failure._tag, "ConcurrencyConflict")
+        }
         assert.strictEqual((yield* EventStore.readStream(id)).version, 2)
       }))
 
@@ -209,7 +237,10 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         const a = StreamId.makeUnsafe(`${ns}a`)
         const outside = StreamId.makeUnsafe(`${ns}outside`)
         const error = yield* Effect.flip(
-          EventStore.append({ streams: [{ streamId: a, expected: 0 }], events: [yield* note(a, "ok"), yield* note(outside, "no")] })
+          EventStore.append({
+            streams: [{ streamId: a, expected: 0 }],
+            events: [yield* note(a, "ok"), yield* note(outside, "no")]
+          })
         )
         assert.strictEqual(error._tag, "InvalidInput")
         assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
@@ -228,7 +259,13 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
     it.effect("stream ids with quotes, semicolons, backslashes and non-Latin text are stored verbatim", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
-        const ids = [`${ns}it's "quoted"`, `${ns}a; DROP TABLE events; --`, `${ns}back\\slash\\\\`, `${ns}счёт-口座-💶`, `${ns}%_like*`]
+        const ids = [
+          `${ns}it's "quoted"`,
+          `${ns}a; DROP TABLE events; --`,
+          `${ns}back\\slash\\\\`,
+          `${ns}счёт-口座-💶`,
+          `${ns}%_like*`
+        ]
         for (const raw of ids) {
           const id = StreamId.makeUnsafe(raw)
           yield* appendNotes(id, 0, [raw])
@@ -243,16 +280,29 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
     it.effect("readAll returns the global order, with filters by stream ids, prefix and event types, in any page size", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
-        const [a, b, other] = ["acc-a", "acc-b", "other"].map((s) => StreamId.makeUnsafe(`${ns}${s}`)) as [StreamId.StreamId, StreamId.StreamId, StreamId.StreamId]
+        const [a, b, other] = ["acc-a", "acc-b", "other"].map((s) => StreamId.makeUnsafe(`${ns}${s}`)) as [
+          StreamId.StreamId,
+          StreamId.StreamId,
+          StreamId.StreamId
+        ]
         yield* appendNotes(a, 0, ["a1", "a2"])
         yield* appendNotes(other, 0, ["o1"])
         const flag = Events.encode(Flagged.make({ on: true }))
         if (Result.isFailure(flag)) return yield* flag.failure
-        yield* EventStore.append({ streams: [{ streamId: b, expected: 0 }], events: [{ streamId: b, eventId: yield* EventId.make, metadata, ...flag.success }] })
+        yield* EventStore.append({
+          streams: [{ streamId: b, expected: 0 }],
+          events: [{ streamId: b, eventId: yield* EventId.make, metadata, ...flag.success }]
+        })
         yield* appendNotes(a, 2, ["a3"])
 
         const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
-        assert.deepStrictEqual(all.map((e) => `${e.streamId.slice(ns.length)}@${e.streamVersion}`), ["acc-a@1", "acc-a@2", "other@1", "acc-b@1", "acc-a@3"])
+        assert.deepStrictEqual(all.map((e) => `${e.streamId.slice(ns.length)}@${e.streamVersion}`), [
+          "acc-a@1",
+          "acc-a@2",
+          "other@1",
+          "acc-b@1",
+          "acc-a@3"
+        ])
         assert.isTrue(ascending(all))
         for (const pageSize of [1, 2, 3]) {
           const paged = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns }, pageSize }))
@@ -262,9 +312,13 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         assert.deepStrictEqual(byIds.map((e) => e.streamId), [other, b])
         const byPrefix = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: `${ns}acc-` } }))
         assert.strictEqual(byPrefix.length, 4)
-        const byType = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns, eventTypes: ["Flagged"] } }))
+        const byType = yield* Stream.runCollect(
+          EventStore.readAll({ filter: { streamPrefix: ns, eventTypes: ["Flagged"] } })
+        )
         assert.deepStrictEqual(byType.map((e) => e.streamId), [b])
-        const after = yield* Stream.runCollect(EventStore.readAll({ after: at(all, 2).position, filter: { streamPrefix: ns } }))
+        const after = yield* Stream.runCollect(
+          EventStore.readAll({ after: at(all, 2).position, filter: { streamPrefix: ns } })
+        )
         assert.deepStrictEqual(after.map((e) => e.eventId), all.slice(3).map((e) => e.eventId))
         const head = yield* EventStore.EventStore.use((s) => s.head)
         assert.isFalse(Position.isAfter(at(all, all.length - 1).position, head))
@@ -276,7 +330,14 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         const id = StreamId.makeUnsafe(`${ns}old`)
         yield* EventStore.append({
           streams: [{ streamId: id, expected: 0 }],
-          events: [{ streamId: id, eventId: yield* EventId.make, type: "Noted", schemaVersion: 1, payload: { _tag: "Noted", words: ["hello", "old", "world"] }, metadata }]
+          events: [{
+            streamId: id,
+            eventId: yield* EventId.make,
+            type: "Noted",
+            schemaVersion: 1,
+            payload: { _tag: "Noted", words: ["hello", "old", "world"] },
+            metadata
+          }]
         })
         const stored = at((yield* EventStore.readStream(id)).events, 0)
         assert.strictEqual(stored.schemaVersion, 1)
@@ -292,7 +353,11 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           Effect.map(EventId.make, (eventId) => ({ streamId: id, eventId, type, schemaVersion, payload, metadata }))
         yield* EventStore.append({
           streams: [{ streamId: id, expected: 0 }],
-          events: [yield* raw("Renamed", 1, {}), yield* raw("Noted", 7, {}), yield* raw("Noted", 2, { _tag: "Noted", text: 5 })]
+          events: [
+            yield* raw("Renamed", 1, {}),
+            yield* raw("Noted", 7, {}),
+            yield* raw("Noted", 2, { _tag: "Noted", text: 5 })
+          ]
         })
         const read = yield* EventStore.readStream(id)
         const errors = read.events.map((e) => Events.decode(e)).filter(Result.isFailure).map((r) => r.failure)
@@ -351,8 +416,11 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         yield* Effect.forEach(
           Array.from({ length: writers }, (_, w) => w),
           (w) =>
-            Effect.forEach(Array.from({ length: perWriter }, (_, i) => i), (i) =>
-              appendNotes(StreamId.makeUnsafe(`${ns}w${w}`), i, [`w${w}-${i}`]), { discard: true }),
+            Effect.forEach(
+              Array.from({ length: perWriter }, (_, i) => i),
+              (i) => appendNotes(StreamId.makeUnsafe(`${ns}w${w}`), i, [`w${w}-${i}`]),
+              { discard: true }
+            ),
           { concurrency: "unbounded", discard: true }
         )
         const events = yield* Fiber.join(received)

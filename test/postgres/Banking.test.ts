@@ -44,26 +44,33 @@ layer(Live, { excludeTestServices: true, timeout: "120 seconds" })("banking on P
       }
       let committed = 0
       let retried = 0
-      yield* Effect.forEach(Array.from({ length: 64 }, (_, f) => f), (fiber) =>
-        Effect.forEach(Array.from({ length: 32 }), () =>
-          Effect.gen(function*() {
-            const from = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
-            const to = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
-            const amount = yield* Random.nextIntBetween(1, 300)
-            const result = yield* Effect.result(CommandExecutor.execute(Transfer, { from, to, amount }))
-            if (Result.isSuccess(result)) {
-              committed++
-              retried += result.success.attempts - 1
-            } else if (result.failure._tag !== "BusinessRuleViolation") {
-              return yield* Effect.die(result.failure)
-            }
-          }), { discard: true }).pipe(Random.withSeed(`fiber-${fiber}`)), { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(
+        Array.from({ length: 64 }, (_, f) => f),
+        (fiber) =>
+          Effect.forEach(Array.from({ length: 32 }), () =>
+            Effect.gen(function*() {
+              const from = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
+              const to = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
+              const amount = yield* Random.nextIntBetween(1, 300)
+              const result = yield* Effect.result(CommandExecutor.execute(Transfer, { from, to, amount }))
+              if (Result.isSuccess(result)) {
+                committed++
+                retried += result.success.attempts - 1
+              } else if (result.failure._tag !== "BusinessRuleViolation") {
+                return yield* Effect.die(result.failure)
+              }
+            }), { discard: true }).pipe(Random.withSeed(`fiber-${fiber}`)),
+        { concurrency: "unbounded", discard: true }
+      )
 
       const reads = yield* EventStore.EventStore.use((store) => store.readStreams(accounts))
       assert.strictEqual(reads.reduce((sum, read) => sum + balanceOf(read), 0), 20 * 1_000)
       for (const read of reads) {
         assert.isAtLeast(balanceOf(read), 0)
-        assert.deepStrictEqual(read.events.map((e) => e.streamVersion), Array.from({ length: read.version }, (_, i) => i + 1))
+        assert.deepStrictEqual(
+          read.events.map((e) => e.streamVersion),
+          Array.from({ length: read.version }, (_, i) => i + 1)
+        )
       }
       const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
       assert.strictEqual(new Set(all.map((e) => e.eventId)).size, all.length)

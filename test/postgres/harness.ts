@@ -93,7 +93,9 @@ const resolveUrl = async (): Promise<string> => {
     return await startThrowaway()
   } catch (error) {
     throw new Error(
-      `No PostgreSQL answers at ${defaultUrl}, and starting a throwaway server failed: ${String(error)}\n${howToGetOne}`,
+      `No PostgreSQL answers at ${defaultUrl}, and starting a throwaway server failed: ${
+        String(error)
+      }\n${howToGetOne}`,
       { cause: error }
     )
   }

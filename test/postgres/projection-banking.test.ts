@@ -1,11 +1,11 @@
 /** The banking demo's PostgreSQL read models equal a replay of the account events. */
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
+import * as BalancesPostgres from "../../examples/banking/BalancesPostgres.ts"
 import * as CommandExecutor from "../../src/CommandExecutor.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
-import { Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
-import * as BalancesPostgres from "../../examples/banking/BalancesPostgres.ts"
 import * as Harness from "./harness.ts"
 import { replay } from "./projectionFixtures.ts"
 

@@ -5,9 +5,9 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
-import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
 import * as PostgresEventStore from "../../src/postgres/PostgresEventStore.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
+import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
 import { idempotentHistory, transactionalBalances } from "./projectionFixtures.ts"
 
 const [mode, schema] = process.argv.slice(2)

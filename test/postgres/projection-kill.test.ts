@@ -7,8 +7,8 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as EventStore from "../../src/EventStore.ts"
-import * as Harness from "./harness.ts"
 import { raw } from "./fixtures.ts"
+import * as Harness from "./harness.ts"
 import { createReadModels, replay, seed } from "./projectionFixtures.ts"
 
 const total = 2_000
@@ -52,65 +52,79 @@ const count = (table: string) =>
   Effect.map(raw<{ n: string }>(`select count(*)::text as n from \${s}.${table}`), (rows) => Number(rows[0]?.n ?? 0))
 
 layer(Harness.layer(), { excludeTestServices: true })("projection process killed with SIGKILL", (it) => {
-  it.effect("transactional: restarted after SIGKILL mid catch-up, equals a replay, no event applied twice", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const { schema } = yield* Harness.TestDatabase
-      yield* createReadModels(schema)
-      yield* seed({ count: total, accounts: 7 })
-      const head = yield* EventStore.EventStore.use((s) => s.head)
+  it.effect(
+    "transactional: restarted after SIGKILL mid catch-up, equals a replay, no event applied twice",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { schema } = yield* Harness.TestDatabase
+        yield* createReadModels(schema)
+        yield* seed({ count: total, accounts: 7 })
+        const head = yield* EventStore.EventStore.use((s) => s.head)
 
-      const first = yield* startChild("tx")
-      yield* until(Effect.map(count("rm_applied"), (n) => n >= 300), "first run applied 300 events")
-      yield* killed(first.child)
-      const atKill = yield* checkpoint("balances-tx")
-      const appliedAtKill = yield* count("rm_applied")
-      assert.isDefined(atKill)
-      assert.isBelow(appliedAtKill, total, `killed during catch-up:\n${first.output.join("")}`)
+        const first = yield* startChild("tx")
+        yield* until(Effect.map(count("rm_applied"), (n) => n >= 300), "first run applied 300 events")
+        yield* killed(first.child)
+        const atKill = yield* checkpoint("balances-tx")
+        const appliedAtKill = yield* count("rm_applied")
+        assert.isDefined(atKill)
+        assert.isBelow(appliedAtKill, total, `killed during catch-up:\n${first.output.join("")}`)
 
-      const second = yield* startChild("tx")
-      yield* until(Effect.map(checkpoint("balances-tx"), (p) => p !== undefined && p >= head), "caught up after restart")
-      yield* killed(second.child)
+        const second = yield* startChild("tx")
+        yield* until(
+          Effect.map(checkpoint("balances-tx"), (p) => p !== undefined && p >= head),
+          "caught up after restart"
+        )
+        yield* killed(second.child)
 
-      const expected = yield* replay
-      const rows = yield* raw<{ account: string; balance: string; events: string }>(
-        "select account, balance::text, events::text from ${s}.rm_balances"
-      )
-      const actual = new Map(rows.map((r) => [r.account, Number(r.balance)]))
-      assert.deepStrictEqual(actual, expected.balances)
-      // exactly once: one applied row per event (a duplicate would have failed the unique key),
-      // and the per-account event counters add up to the number of events
-      assert.strictEqual(yield* count("rm_applied"), total)
-      assert.strictEqual(rows.reduce((n, r) => n + Number(r.events), 0), total)
-    })), { timeout: 90_000 })
+        const expected = yield* replay
+        const rows = yield* raw<{ account: string; balance: string; events: string }>(
+          "select account, balance::text, events::text from ${s}.rm_balances"
+        )
+        const actual = new Map(rows.map((r) => [r.account, Number(r.balance)]))
+        assert.deepStrictEqual(actual, expected.balances)
+        // exactly once: one applied row per event (a duplicate would have failed the unique key),
+        // and the per-account event counters add up to the number of events
+        assert.strictEqual(yield* count("rm_applied"), total)
+        assert.strictEqual(rows.reduce((n, r) => n + Number(r.events), 0), total)
+      })),
+    { timeout: 90_000 }
+  )
 
-  it.effect("at-least-once: restarted after SIGKILL, redelivered events are absorbed by idempotent writes", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const { schema } = yield* Harness.TestDatabase
-      yield* createReadModels(schema)
-      const head = yield* EventStore.EventStore.use((s) => s.head)
-      const deliveries = Effect.map(
-        raw<{ count: string }>("select count::text from ${s}.rm_deliveries where id = 1"),
-        (rows) => Number(rows[0]?.count ?? 0)
-      )
+  it.effect(
+    "at-least-once: restarted after SIGKILL, redelivered events are absorbed by idempotent writes",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { schema } = yield* Harness.TestDatabase
+        yield* createReadModels(schema)
+        const head = yield* EventStore.EventStore.use((s) => s.head)
+        const deliveries = Effect.map(
+          raw<{ count: string }>("select count::text from ${s}.rm_deliveries where id = 1"),
+          (rows) => Number(rows[0]?.count ?? 0)
+        )
 
-      const first = yield* startChild("idem")
-      yield* until(Effect.map(checkpoint("history-idem"), (p) => p !== undefined), "first checkpoint")
-      yield* until(Effect.map(deliveries, (n) => n >= 350), "first run handled 350 events")
-      yield* killed(first.child)
-      const atKill = yield* count("rm_history")
-      assert.isBelow(atKill, total, `killed during catch-up:\n${first.output.join("")}`)
+        const first = yield* startChild("idem")
+        yield* until(Effect.map(checkpoint("history-idem"), (p) => p !== undefined), "first checkpoint")
+        yield* until(Effect.map(deliveries, (n) => n >= 350), "first run handled 350 events")
+        yield* killed(first.child)
+        const atKill = yield* count("rm_history")
+        assert.isBelow(atKill, total, `killed during catch-up:\n${first.output.join("")}`)
 
-      const second = yield* startChild("idem")
-      yield* until(Effect.map(checkpoint("history-idem"), (p) => p !== undefined && p >= head), "caught up after restart")
-      yield* killed(second.child)
+        const second = yield* startChild("idem")
+        yield* until(
+          Effect.map(checkpoint("history-idem"), (p) => p !== undefined && p >= head),
+          "caught up after restart"
+        )
+        yield* killed(second.child)
 
-      const expected = yield* replay
-      const rows = yield* raw<{ account: string; balance: string }>(
-        "select account, sum(amount)::text as balance from ${s}.rm_history group by account"
-      )
-      assert.deepStrictEqual(new Map(rows.map((r) => [r.account, Number(r.balance)])), expected.balances)
-      assert.strictEqual(yield* count("rm_history"), total)
-      // at least once: the work after the last checkpoint before the kill was delivered again
-      assert.isAtLeast(yield* deliveries, total + 1)
-    })), { timeout: 90_000 })
+        const expected = yield* replay
+        const rows = yield* raw<{ account: string; balance: string }>(
+          "select account, sum(amount)::text as balance from ${s}.rm_history group by account"
+        )
+        assert.deepStrictEqual(new Map(rows.map((r) => [r.account, Number(r.balance)])), expected.balances)
+        assert.strictEqual(yield* count("rm_history"), total)
+        // at least once: the work after the last checkpoint before the kill was delivered again
+        assert.isAtLeast(yield* deliveries, total + 1)
+      })),
+    { timeout: 90_000 }
+  )
 })

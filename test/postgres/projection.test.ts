@@ -6,23 +6,27 @@
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Exit, Layer, Scope, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
+import { AccountEvents } from "../../examples/banking/Account.ts"
 import { CheckpointStore } from "../../src/CheckpointStore.ts"
 import { DeadLetterStore } from "../../src/DeadLetterStore.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as Position from "../../src/Position.ts"
+import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
 import * as Projection from "../../src/Projection.ts"
 import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
-import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
-import { AccountEvents } from "../../examples/banking/Account.ts"
 import { raw } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
 import { createReadModels, replay, seed, transactionalBalances } from "./projectionFixtures.ts"
 
-const TestLayer = Layer.unwrap(Effect.map(Harness.TestDatabase, ({ schema }) =>
-  PostgresProjection.layer({ schema, lock: { pollInterval: "100 millis", heartbeat: "200 millis" } }))).pipe(
-    Layer.provideMerge(Harness.layer()),
-    Layer.orDie
+const TestLayer = Layer.unwrap(
+  Effect.map(
+    Harness.TestDatabase,
+    ({ schema }) => PostgresProjection.layer({ schema, lock: { pollInterval: "100 millis", heartbeat: "200 millis" } })
   )
+).pipe(
+  Layer.provideMerge(Harness.layer()),
+  Layer.orDie
+)
 
 const head = EventStore.EventStore.use((s) => s.head)
 
@@ -152,10 +156,12 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       const c = yield* ProjectionRunner.start(make("a")).pipe(Scope.provide(scopeC))
       assert.strictEqual((yield* SubscriptionRef.get(c.status))._tag, "Standby")
       const killedAt = yield* Clock.currentTimeMillis
-      yield* raw(`select pg_terminate_backend(pid) from pg_locks
+      yield* raw(
+        `select pg_terminate_backend(pid) from pg_locks
         where locktype = 'advisory' and granted and pid <> pg_backend_pid()
           and ((classid::bigint << 32) | objid::bigint) = hashtextextended('eventcore/projection/' || $1 || '/exclusive', 0)`,
-        [(yield* Harness.TestDatabase).schema])
+        [(yield* Harness.TestDatabase).schema]
+      )
       yield* c.awaitStatus("Live")
       assert.isBelow((yield* Clock.currentTimeMillis) - killedAt, 5_000)
       // b noticed it lost the lock and waits again

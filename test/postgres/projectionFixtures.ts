@@ -6,12 +6,12 @@
  */
 import { Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
+import { type AccountEvent, AccountEvents } from "../../examples/banking/Account.ts"
 import * as EventId from "../../src/EventId.ts"
 import * as EventStore from "../../src/EventStore.ts"
-import * as Projection from "../../src/Projection.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
+import * as Projection from "../../src/Projection.ts"
 import * as StreamId from "../../src/StreamId.ts"
-import { type AccountEvent, AccountEvents } from "../../examples/banking/Account.ts"
 
 const metadata = { correlationId: "seed", causationId: "seed", custom: {} }
 
@@ -82,10 +82,14 @@ export const createReadModels = (schema: string) =>
     ) yield* sql.unsafe(statement).unprepared
   })
 
-const pause = (millis: number) => millis > 0 ? Effect.promise(() => new Promise((r) => setTimeout(r, millis))) : Effect.void
+const pause = (millis: number) =>
+  millis > 0 ? Effect.promise(() => new Promise((r) => setTimeout(r, millis))) : Effect.void
 
 /** Exactly-once: balances and the applied-event table move with the checkpoint. */
-export const transactionalBalances = (schema: string, options?: { readonly pauseMillis?: number; readonly name?: string }) =>
+export const transactionalBalances = (
+  schema: string,
+  options?: { readonly pauseMillis?: number; readonly name?: string }
+) =>
   PostgresProjection.transactional({
     name: options?.name ?? "balances-tx",
     events: AccountEvents,

@@ -61,7 +61,12 @@ const BalancesFold = Projection.fold({
   events: AccountEvents,
   initial: new Map<string, number>() as ReadonlyMap<string, number>,
   apply: (balances, event, stored) => {
-    const model = Balances.apply({ balances: new Map(balances), position: stored.position }, stored.streamId, event, stored.position)
+    const model = Balances.apply(
+      { balances: new Map(balances), position: stored.position },
+      stored.streamId,
+      event,
+      stored.position
+    )
     return model.balances
   }
 })
@@ -121,7 +126,8 @@ describe("ProjectionRunner", () => {
       const slow = Projection.make({
         name: "slow",
         events: AccountEvents,
-        handle: (_e, stored) => Effect.andThen(Deferred.await(gate), Effect.sync(() => void table.set(stored.eventId, 1)))
+        handle: (_e, stored) =>
+          Effect.andThen(Deferred.await(gate), Effect.sync(() => void table.set(stored.eventId, 1)))
       })
       const runner = yield* ProjectionRunner.start(slow, { pageSize: 4 })
       const catching = yield* runner.awaitStatus("CatchingUp")
@@ -144,7 +150,10 @@ describe("ProjectionRunner", () => {
         name: "counting",
         events: AccountEvents,
         handle: (_e, stored) =>
-          Effect.andThen(Ref.update(handled, (n) => n + 1), Effect.sync(() => void table.set(stored.eventId, { stream: stored.streamId, type: stored.type }))),
+          Effect.andThen(
+            Ref.update(handled, (n) => n + 1),
+            Effect.sync(() => void table.set(stored.eventId, { stream: stored.streamId, type: stored.type }))
+          ),
         checkpoint: { everyEvents: 5 }
       })
       yield* history
@@ -170,7 +179,10 @@ describe("ProjectionRunner", () => {
       yield* history
       const table = new Map<string, { readonly stream: string; readonly type: string }>()
       const runner = yield* ProjectionRunner.start(
-        tableProjection(table, { onFailure: Projection.skip, poison: (e) => e.streamId === "acc-2" && e.streamVersion === 2 })
+        tableProjection(table, {
+          onFailure: Projection.skip,
+          poison: (e) => e.streamId === "acc-2" && e.streamVersion === 2
+        })
       )
       yield* runner.awaitStatus("Live")
       yield* runner.awaitPosition(yield* head)
