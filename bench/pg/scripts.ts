@@ -45,11 +45,18 @@ ${
   };
 `
 
+/**
+ * The store's read of a boundary, as pgbench can run it: pgbench keeps values only from a
+ * one-row result (`\gset`), so the rows are folded into one — every column rendered as text
+ * and shipped, as the store's own read makes the server do — beside each stream's version.
+ */
 const readVersions = (schema: string, variables: ReadonlyArray<string>): string => {
   const ids = variables.map(accountId)
   const read = Statements.readStreams(schema).replace("$1::text[]", `array[${ids.join(", ")}]::text[]`)
   const counts = variables.map((v, i) => `count(*) filter (where r.stream_id = ${ids[i]}) as v_${v}`)
-  return `select ${counts.join(", ")} from (${read}) as r \\gset`
+  const rows = `string_agg(concat_ws(',', r.tx_id, r.position, r.event_id, r.stream_id, r.stream_version, r.type, ` +
+    `r.schema_version, r.payload, r.metadata, r.recorded_at), ';') as rows`
+  return `select ${counts.join(", ")}, ${rows} from (${read}) as r \\gset`
 }
 
 /** A transfer: read both accounts, append one event to each at the versions read. */
