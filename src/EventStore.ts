@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Option, Stream } from "effect"
-import type { ConcurrencyConflict, EventStoreError, InvalidInput } from "./Errors.ts"
+import { type ConcurrencyConflict, type EventStoreError, InvalidInput } from "./Errors.ts"
 import type { EventId } from "./EventId.ts"
 import type { Metadata } from "./Metadata.ts"
 import * as Position from "./Position.ts"
@@ -228,6 +228,50 @@ export const append = (
   request: AppendRequest
 ): Effect.Effect<AppendResult, ConcurrencyConflict | EventStoreError | InvalidInput, EventStore> =>
   EventStore.use((store) => store.append(request))
+
+/**
+ * Checks an append request the way every store must: expected versions are non-negative
+ * integers or "any", no stream appears twice in the boundary, every event's stream is in the
+ * boundary, and no event id appears twice. Stores call it before touching anything, so a bad
+ * request writes nothing and fails the same way on every backend.
+ *
+ * @since 0.1.0
+ */
+export const validateAppend = (request: AppendRequest): InvalidInput | undefined => {
+  const { events, streams } = request
+  const invalid = (path: ReadonlyArray<string | number>, issue: string) =>
+    new InvalidInput({ subject: "append request", path, issue })
+  for (let i = 0; i < streams.length; i++) {
+    const { expected, streamId } = streams[i] as StreamExpectation
+    if (expected !== "any" && !(Number.isSafeInteger(expected) && expected >= 0)) {
+      return invalid(
+        ["streams", i, "expected"],
+        `expected version must be a non-negative integer or "any", got ${expected}`
+      )
+    }
+    for (let j = 0; j < i; j++) {
+      if ((streams[j] as StreamExpectation).streamId === streamId) {
+        return invalid(["streams", i, "streamId"], `stream ${JSON.stringify(streamId)} appears twice in the boundary`)
+      }
+    }
+  }
+  // Boundaries and requests are small; linear scans beat building sets here.
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i] as EventToAppend
+    if (!streams.some((s) => s.streamId === event.streamId)) {
+      return invalid(
+        ["events", i, "streamId"],
+        `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
+      )
+    }
+    for (let j = 0; j < i; j++) {
+      if ((events[j] as EventToAppend).eventId === event.eventId) {
+        return invalid(["events", i, "eventId"], `event id ${event.eventId} appears twice in the request`)
+      }
+    }
+  }
+  return undefined
+}
 
 /**
  * Whether a stored event matches a filter. Stores that filter in memory use this, so every

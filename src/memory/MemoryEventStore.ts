@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Clock, DateTime, Effect, Layer } from "effect"
-import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
+import { ConcurrencyConflict, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
 import * as Position from "../Position.ts"
 import { type StoredEvent, withMemo } from "../StoredEvent.ts"
@@ -38,6 +38,7 @@ const deepFreeze = <A>(value: A): A => {
 export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync(() => {
   const log: Array<StoredEvent> = []
   const streams = new Map<StreamId, Array<StoredEvent>>()
+  const eventIds = new Set<string>()
   let commits = 0
   let waiters: Array<() => void> = []
 
@@ -50,24 +51,16 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
     for (const resume of woken) resume()
   }
 
-  const validate = (request: EventStore.AppendRequest): InvalidInput | ConcurrencyConflict | undefined => {
-    const inBoundary = (streamId: StreamId) => request.streams.some((s) => s.streamId === streamId)
-    for (let i = 0; i < request.events.length; i++) {
-      const event = request.events[i]
-      if (event !== undefined && !inBoundary(event.streamId)) {
-        return new InvalidInput({
-          subject: "append request",
-          path: ["events", i, "streamId"],
-          issue: `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
-        })
-      }
-    }
+  // An event id already stored means this event was appended before: as in PostgreSQL (whose
+  // unique constraint reports it as contention), the append conflicts and writes nothing.
+  const conflictOf = (request: EventStore.AppendRequest): ConcurrencyConflict | undefined => {
     let conflicts: Array<VersionMismatch> | undefined
     for (const { expected, streamId } of request.streams) {
       const actual = versionOf(streamId)
-      if (expected !== "any" && expected !== actual) {
-        ;(conflicts ??= []).push({ streamId, expected, actual })
-      }
+      if (expected !== "any" && expected !== actual) (conflicts ??= []).push({ streamId, expected, actual })
+    }
+    if (conflicts === undefined && request.events.some((e) => eventIds.has(e.eventId))) {
+      conflicts = request.streams.map(({ expected, streamId }) => ({ streamId, expected, actual: versionOf(streamId) }))
     }
     return conflicts === undefined ? undefined : new ConcurrencyConflict({ conflicts })
   }
@@ -75,7 +68,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
   const append = (request: EventStore.AppendRequest) =>
     Clock.clockWith((clock) =>
       Effect.suspend(() => {
-        const invalid = validate(request)
+        const invalid = EventStore.validateAppend(request) ?? conflictOf(request)
         if (invalid !== undefined) return Effect.fail(invalid)
         const recordedAt = DateTime.makeUnsafe(clock.currentTimeMillisUnsafe())
         const commit = ++commits
@@ -99,6 +92,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
           }))
           stream.push(stored)
           log.push(stored)
+          eventIds.add(stored.eventId)
           committed.push({
             eventId: stored.eventId,
             streamId: stored.streamId,
@@ -136,8 +130,9 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
         const event = log[index++] as StoredEvent
         if (EventStore.matches(options.filter, event)) events.push(event)
       }
-      const next = index === 0 ? options.after : (log[index - 1] as StoredEvent).position
-      return { events, next: Position.isAfter(next, options.after) ? next : options.after, end: index >= log.length }
+      const last = log[index - 1]
+      const next = last !== undefined && Position.isAfter(last.position, options.after) ? last.position : options.after
+      return { events, next, end: index >= log.length }
     })
 
   const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)

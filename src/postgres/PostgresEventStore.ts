@@ -14,7 +14,7 @@ import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Clock, Duration, Effect, Layer, Redacted, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { EventStoreError, InvalidInput } from "../Errors.ts"
+import { EventStoreError, type InvalidInput } from "../Errors.ts"
 import {
   type AppendRequest,
   type AppendResult,
@@ -22,7 +22,8 @@ import {
   defaultPageSize,
   type EventFilter,
   EventStore,
-  type StreamRead
+  type StreamRead,
+  validateAppend
 } from "../EventStore.ts"
 import * as Position from "../Position.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
@@ -65,47 +66,6 @@ const int8Array = typedArray(PgTypes.OID.int8)
 const int4Array = typedArray(PgTypes.OID.int4)
 const uuidArray = typedArray(PgTypes.OID.uuid)
 const jsonbArray = typedArray(PgTypes.OID.jsonb)
-
-/** Checks what the SQL function cannot report precisely: duplicates and events outside the boundary. */
-const validateAppend = (request: AppendRequest): InvalidInput | undefined => {
-  const expected = new Map<string, AppendRequest["streams"][number]["expected"]>()
-  for (const { expected: version, streamId } of request.streams) {
-    if (version !== "any" && !(Number.isSafeInteger(version) && version >= 0)) {
-      return new InvalidInput({
-        subject: "append request",
-        path: ["streams", streamId],
-        issue: `expected version must be a non-negative integer or "any", got ${version}`
-      })
-    }
-    if (expected.has(streamId)) {
-      return new InvalidInput({
-        subject: "append request",
-        path: ["streams", streamId],
-        issue: "a stream appears twice in the boundary"
-      })
-    }
-    expected.set(streamId, version)
-  }
-  const seen = new Set<string>()
-  for (const event of request.events) {
-    if (!expected.has(event.streamId)) {
-      return new InvalidInput({
-        subject: "append request",
-        path: ["events", event.eventId],
-        issue: `event ${event.eventId} targets stream ${JSON.stringify(event.streamId)}, outside the boundary`
-      })
-    }
-    if (seen.has(event.eventId)) {
-      return new InvalidInput({
-        subject: "append request",
-        path: ["events", event.eventId],
-        issue: `event id ${event.eventId} appears twice`
-      })
-    }
-    seen.add(event.eventId)
-  }
-  return undefined
-}
 
 interface AppendRow {
   readonly o_tx_id: bigint | null

@@ -247,6 +247,39 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         assert.strictEqual((yield* EventStore.readStream(outside)).version, 0)
       }))
 
+    it.effect("a malformed request (bad expected version, a stream twice, an event id twice) is InvalidInput; nothing is written", () =>
+      Effect.gen(function*() {
+        const ns = yield* namespace
+        const a = StreamId.makeUnsafe(`${ns}a`)
+        const one = yield* note(a, "one")
+        const requests: ReadonlyArray<EventStore.AppendRequest> = [
+          { streams: [{ streamId: a, expected: -1 }], events: [one] },
+          { streams: [{ streamId: a, expected: 1.5 }], events: [one] },
+          { streams: [{ streamId: a, expected: 0 }, { streamId: a, expected: 0 }], events: [one] },
+          { streams: [{ streamId: a, expected: 0 }], events: [one, one] }
+        ]
+        for (const request of requests) {
+          const error = yield* Effect.flip(EventStore.append(request))
+          assert.strictEqual(error._tag, "InvalidInput", JSON.stringify(request.streams))
+        }
+        assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
+      }))
+
+    it.effect("an event id that is already stored conflicts and writes nothing", () =>
+      Effect.gen(function*() {
+        const ns = yield* namespace
+        const a = StreamId.makeUnsafe(`${ns}a`)
+        const b = StreamId.makeUnsafe(`${ns}b`)
+        const first = yield* note(a, "first")
+        yield* EventStore.append({ streams: [{ streamId: a, expected: 0 }], events: [first] })
+        const again = { ...first, streamId: b }
+        const error = yield* Effect.flip(
+          EventStore.append({ streams: [{ streamId: b, expected: 0 }], events: [again] })
+        )
+        assert.strictEqual(error._tag, "ConcurrencyConflict")
+        assert.strictEqual((yield* EventStore.readStream(b)).version, 0)
+      }))
+
     it.effect("an append of no events checks versions and writes nothing", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
