@@ -4,10 +4,11 @@
  *
  * @since 0.1.0
  */
-import { Clock, DateTime, Effect, Layer } from "effect"
-import { ConcurrencyConflict, type VersionMismatch } from "../Errors.ts"
+import { Clock, DateTime, Effect, Layer, Result } from "effect"
+import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
 import * as Position from "../Position.ts"
+import * as Serializer from "../Serializer.ts"
 import { type StoredEvent, withMemo } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
 
@@ -35,7 +36,7 @@ const deepFreeze = <A>(value: A): A => {
  * ```
  * @since 0.1.0
  */
-export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync(() => {
+export const make: Effect.Effect<EventStore.EventStore["Service"]> = Serializer.Serializer.useSync((serializer) => {
   const log: Array<StoredEvent> = []
   const streams = new Map<StreamId, Array<StoredEvent>>()
   const eventIds = new Set<string>()
@@ -70,10 +71,30 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
       Effect.suspend(() => {
         const invalid = EventStore.validateAppend(request) ?? conflictOf(request)
         if (invalid !== undefined) return Effect.fail(invalid)
+        // Round-trip every payload through the serializer before writing any: what a reader
+        // gets back is what a store that really serializes would give it.
+        const payloads: Array<unknown> = []
+        for (let i = 0; i < request.events.length; i++) {
+          const event = request.events[i] as EventStore.EventToAppend
+          const stored = Serializer.serializePayload(serializer, event.payload, i, event.type)
+          if (Result.isFailure(stored)) return Effect.fail(stored.failure)
+          const payload = serializer.deserialize(stored.success)
+          if (Result.isFailure(payload)) {
+            return Effect.fail(
+              new InvalidInput({
+                subject: `payload of event ${i} (${event.type}) after the ${serializer.name} serializer`,
+                path: payload.failure.path,
+                issue: payload.failure.reason
+              })
+            )
+          }
+          payloads.push(payload.success)
+        }
         const recordedAt = DateTime.makeUnsafe(clock.currentTimeMillisUnsafe())
         const commit = ++commits
         const committed: Array<EventStore.Committed> = []
-        for (const event of request.events) {
+        for (let i = 0; i < request.events.length; i++) {
+          const event = request.events[i] as EventStore.EventToAppend
           let stream = streams.get(event.streamId)
           if (stream === undefined) {
             stream = []
@@ -86,7 +107,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Effect.sync
             position: Position.make(commit, log.length + 1),
             type: event.type,
             schemaVersion: event.schemaVersion,
-            payload: deepFreeze(event.payload),
+            payload: deepFreeze(payloads[i]),
             metadata: deepFreeze(event.metadata),
             recordedAt
           }))

@@ -26,6 +26,7 @@ import {
   validateAppend
 } from "../EventStore.ts"
 import * as Position from "../Position.ts"
+import * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
 import { fromAppendError, fromSqlError } from "./errors.ts"
@@ -96,11 +97,12 @@ const toAppendResult = (request: AppendRequest, row: AppendRow): AppendResult =>
 /** Collects converted rows, failing on the first row that does not convert. */
 const toStoredEvents = (
   rows: ReadonlyArray<EventRow>,
-  operation: string
+  operation: string,
+  serializer: Serializer.Serializer
 ): Effect.Effect<Array<StoredEvent>, EventStoreError> => {
   const events: Array<StoredEvent> = []
   for (const row of rows) {
-    const event = toStoredEvent(row, operation)
+    const event = toStoredEvent(row, operation, serializer)
     if (event instanceof EventStoreError) return Effect.fail(event)
     events.push(event)
   }
@@ -144,6 +146,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const pg = yield* PgClient.PgClient
   if (options?.migrate ?? true) yield* Migrations.run({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
   const sql = pg.withoutTransforms()
+  const serializer = yield* Serializer.Serializer
   const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? defaultPollInterval)
   const wakeups = yield* Wakeups.make(pg, `${schema}_appended`)
 
@@ -156,6 +159,13 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     if (invalid !== undefined) return yield* invalid
     const recordedAt = yield* Clock.currentTimeMillis
     const events = request.events
+    const payloads: Array<unknown> = []
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as AppendRequest["events"][number]
+      const payload = Serializer.serializePayload(serializer, event.payload, i, event.type)
+      if (Result.isFailure(payload)) return yield* payload.failure
+      payloads.push(payload.success)
+    }
     const rows = yield* sql.unsafe<AppendRow>(appendSql, [
       textArray(request.streams.map((s) => s.streamId)),
       int8Array(request.streams.map((s) => BigInt(s.expected === "any" ? -1 : s.expected))),
@@ -163,7 +173,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       textArray(events.map((e) => e.streamId)),
       textArray(events.map((e) => e.type)),
       int4Array(events.map((e) => e.schemaVersion)),
-      jsonbArray(events.map((e) => e.payload)),
+      jsonbArray(payloads),
       jsonbArray(events.map((e) => e.metadata)),
       PgTypes.timestamptz(recordedAt)
     ]).pipe(Effect.mapError((error) => fromAppendError(error, request.streams)))
@@ -180,7 +190,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     const rows = yield* sql.unsafe<EventRow>(readStreamsSql, [textArray(streamIds)]).pipe(
       Effect.mapError((error) => fromSqlError("readStreams", error))
     )
-    const events = yield* toStoredEvents(rows, "readStreams")
+    const events = yield* toStoredEvents(rows, "readStreams", serializer)
     const byStream = new Map<string, Array<StoredEvent>>()
     for (const event of events) {
       const list = byStream.get(event.streamId)
@@ -208,7 +218,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     ]).pipe(Effect.mapError((error) => fromSqlError("readPage", error)))
     const first = rows[0]
     const eventRows = first === undefined || first.position === null ? [] : rows
-    const events = yield* toStoredEvents(eventRows, "readPage")
+    const events = yield* toStoredEvents(eventRows, "readPage", serializer)
     const last = events[events.length - 1]
     if (events.length === limit && last !== undefined) return { events, next: last.position, end: false }
     const head = first?.head_tx_id != null && first.head_position !== null

@@ -10,11 +10,12 @@
  *
  * @since 0.1.0
  */
-import { DateTime } from "effect"
+import { DateTime, Result, type Schema } from "effect"
 import { EventDecodeError, EventStoreError } from "../Errors.ts"
 import type { EventId } from "../EventId.ts"
 import type { Metadata } from "../Metadata.ts"
 import * as Position from "../Position.ts"
+import type * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
 
@@ -48,9 +49,13 @@ const isMetadata = (u: unknown): u is Metadata =>
 /**
  * Converts one row, or returns the error that names it.
  */
-export const toStoredEvent = (row: EventRow, operation: string): StoredEvent | EventStoreError => {
-  if (!isMetadata(row.metadata)) {
-    return new EventStoreError({
+export const toStoredEvent = (
+  row: EventRow,
+  operation: string,
+  serializer: Serializer.Serializer
+): StoredEvent | EventStoreError => {
+  const unreadable = (reason: string) =>
+    new EventStoreError({
       operation,
       transient: false,
       cause: new EventDecodeError({
@@ -58,9 +63,19 @@ export const toStoredEvent = (row: EventRow, operation: string): StoredEvent | E
         streamVersion: Number(row.stream_version),
         type: row.type,
         schemaVersion: row.schema_version,
-        reason: `stored metadata is not an EventCore metadata object: ${JSON.stringify(row.metadata)}`
+        reason
       })
     })
+  if (!isMetadata(row.metadata)) {
+    return unreadable(`stored metadata is not an EventCore metadata object: ${JSON.stringify(row.metadata)}`)
+  }
+  const payload = serializer.deserialize(row.payload as Schema.Json)
+  if (Result.isFailure(payload)) {
+    return unreadable(
+      `the ${serializer.name} serializer cannot read the stored payload at ${
+        JSON.stringify(payload.failure.path)
+      }: ${payload.failure.reason}`
+    )
   }
   return {
     eventId: row.event_id as EventId,
@@ -69,7 +84,7 @@ export const toStoredEvent = (row: EventRow, operation: string): StoredEvent | E
     position: Position.make(BigInt(row.tx_id), row.position),
     type: row.type,
     schemaVersion: row.schema_version,
-    payload: row.payload,
+    payload: payload.success,
     metadata: row.metadata,
     recordedAt: DateTime.fromDateUnsafe(row.recorded_at)
   }

@@ -265,6 +265,43 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
       }))
 
+    it.effect("a payload that is not JSON is InvalidInput naming where; undefined properties are dropped", () =>
+      Effect.gen(function*() {
+        const ns = yield* namespace
+        const a = StreamId.makeUnsafe(`${ns}a`)
+        const raw = (payload: unknown) =>
+          Effect.map(EventId.make, (eventId): EventStore.EventToAppend => ({
+            streamId: a,
+            eventId,
+            type: "Noted",
+            schemaVersion: 2,
+            payload,
+            metadata
+          }))
+        const refused: ReadonlyArray<readonly [unknown, ReadonlyArray<string | number>]> = [
+          [{ _tag: "Noted", text: "x", n: Number.NaN }, ["n"]],
+          [{ _tag: "Noted", text: new Date(0), n: 1 }, ["text"]],
+          [{ _tag: "Noted", text: "x", n: 1, extra: [1, 2n] }, ["extra", 1]]
+        ]
+        for (const [payload, path] of refused) {
+          const error = yield* Effect.flip(
+            EventStore.append({ streams: [{ streamId: a, expected: 0 }], events: [yield* raw(payload)] })
+          )
+          assert.strictEqual(error._tag, "InvalidInput")
+          if (error._tag === "InvalidInput") assert.deepStrictEqual(error.path, path)
+        }
+        assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
+        yield* EventStore.append({
+          streams: [{ streamId: a, expected: 0 }],
+          events: [yield* raw({ _tag: "Noted", text: "kept", n: 1, gone: undefined })]
+        })
+        assert.deepStrictEqual(at((yield* EventStore.readStream(a)).events, 0).payload, {
+          _tag: "Noted",
+          text: "kept",
+          n: 1
+        })
+      }))
+
     it.effect("an event id that is already stored conflicts and writes nothing", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
