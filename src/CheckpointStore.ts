@@ -7,9 +7,28 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect } from "effect"
+import { Context, Effect, Schema } from "effect"
 import type { EventStoreError } from "./Errors.ts"
-import type { Position } from "./Position.ts"
+import { Position } from "./Position.ts"
+
+/**
+ * A runner's checkpoint was not where the runner last left it: another runner moved it (the
+ * new holder of a lock this runner lost without noticing yet) or a rebuild reset it. Nothing
+ * was saved; the runner reloads the checkpoint and goes on from there.
+ *
+ * @since 0.1.0
+ */
+export class CheckpointMoved extends Schema.TaggedError<CheckpointMoved>()("CheckpointMoved", {
+  name: Schema.String,
+  /** Where the runner expected it; `undefined` for no checkpoint. */
+  expected: Schema.UndefinedOr(Position)
+}) {
+  override get message(): string {
+    return `The checkpoint of ${this.name} is no longer at ${
+      this.expected ?? "(none)"
+    }: another runner moved it, or a rebuild reset it`
+  }
+}
 
 /**
  * The checkpoint service.
@@ -36,6 +55,18 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
   readonly load: (name: string) => Effect.Effect<Position | undefined, EventStoreError>
   /** Saves a position, unless the stored one is already at or after it. */
   readonly save: (name: string, position: Position) => Effect.Effect<void, EventStoreError>
+  /**
+   * Moves the checkpoint from `from` (`undefined`: none saved) to `to`, or fails with
+   * `CheckpointMoved` and changes nothing when it is elsewhere. Runners save this way, so a
+   * runner that lost its lock without noticing can neither commit a batch over the new
+   * holder's (inside a transactional projection's transaction the failure rolls the batch
+   * back) nor recreate a checkpoint a rebuild has just reset.
+   */
+  readonly advance: (
+    name: string,
+    from: Position | undefined,
+    to: Position
+  ) => Effect.Effect<void, CheckpointMoved | EventStoreError>
   /** Forgets the checkpoint. */
   readonly reset: (name: string) => Effect.Effect<void, EventStoreError>
 }>()("eventcore/CheckpointStore") {}

@@ -24,7 +24,7 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
-import { CheckpointStore } from "./CheckpointStore.ts"
+import { CheckpointMoved, CheckpointStore } from "./CheckpointStore.ts"
 import { DeadLetterStore } from "./DeadLetterStore.ts"
 import type { EventStoreError } from "./Errors.ts"
 import type * as Event from "./Event.ts"
@@ -284,7 +284,7 @@ export const start = <E extends Event.Tagged, S, Err, R>(
 
       const save = (to: Position.Position) =>
         Effect.gen(function*() {
-          yield* checkpoints.save(name, to)
+          yield* checkpoints.advance(name, saved, to)
           saved = to
           counters.checkpoint = to
           sinceSave = 0
@@ -318,7 +318,9 @@ export const start = <E extends Event.Tagged, S, Err, R>(
                 }
                 next = yield* processEvent(next, item.event)
               }
-              if (durable && projection.transaction !== undefined) yield* checkpoints.save(name, last.position)
+              if (durable && projection.transaction !== undefined) {
+                yield* checkpoints.advance(name, saved, last.position)
+              }
               return next
             })
             folded = projection.transaction === undefined ? yield* body : yield* projection.transaction(body)
@@ -334,29 +336,33 @@ export const start = <E extends Event.Tagged, S, Err, R>(
             yield* SubscriptionRef.set(state, folded)
           }
           at = last.position
-          yield* SubscriptionRef.set(position, at)
           yield* sample
           const goesLive = caughtUp && !live
-          if (goesLive) {
-            live = true
-            yield* setStatus({ _tag: "Live" })
-          }
           if (durable && saved !== at) {
             const now = yield* Clock.currentTimeMillis
             if (goesLive || sinceSave >= projection.checkpoint.everyEvents || now - lastSaveAt >= everyMillis) {
               yield* save(at)
             }
           }
+          // Published after the save, so whoever awaits this position (or Live) also sees the
+          // checkpoint the policy asked for: a runner taking over next resumes after it.
+          yield* SubscriptionRef.set(position, at)
+          if (goesLive) {
+            live = true
+            yield* setStatus({ _tag: "Live" })
+          }
         })
 
       const from: Subscription.From = loaded ?? projection.startFrom
       yield* Subscription.withSignals({ from, filter, pageSize }).pipe(
         Stream.runForEachArray(batch),
-        // Always save on shutdown (interruption included); the save only moves forward.
+        // Always save on shutdown (interruption included), unless another runner has moved the
+        // checkpoint meanwhile (the failure that stopped this one already says so).
         Effect.ensuring(Effect.suspend(() =>
           durable && saved !== at
-            ? checkpoints.save(name, at).pipe(
+            ? checkpoints.advance(name, saved, at).pipe(
               Effect.tap(() => Effect.sync(() => counters.checkpoint = at)),
+              Effect.catchTag("CheckpointMoved", () => Effect.void),
               Effect.catchCause((cause) =>
                 Effect.logWarning(`eventcore: projection ${name} could not save its checkpoint on shutdown`, cause)
               )
@@ -399,7 +405,9 @@ export const start = <E extends Event.Tagged, S, Err, R>(
             }
             command = undefined
           }
-          const fiber = yield* Effect.forkChild(process)
+          // In the session's scope, so closing it stops processing (and saves the checkpoint)
+          // before the lock's finalizer releases the lock to the next runner.
+          const fiber = yield* Effect.forkScoped(process)
           const winner = yield* Effect.raceAll([
             Effect.map(Fiber.await(fiber), (exit) => ({ _tag: "Exited" as const, exit })),
             Effect.as(lease.lost, { _tag: "Lost" as const }),
@@ -407,9 +415,17 @@ export const start = <E extends Event.Tagged, S, Err, R>(
           ])
           yield* Fiber.interrupt(fiber)
           switch (winner._tag) {
-            case "Exited":
-              if (Exit.isFailure(winner.exit)) return yield* Effect.failCause(winner.exit.cause)
-              return "ended" as const
+            case "Exited": {
+              if (Exit.isSuccess(winner.exit)) return "ended" as const
+              const failed = Cause.findErrorOption(winner.exit.cause)
+              if (failed._tag === "None" || !(failed.value instanceof CheckpointMoved)) {
+                return yield* Effect.failCause(winner.exit.cause)
+              }
+              // Another runner processed past us while we believed we held the lock: the
+              // batch was not saved (nor, if transactional, committed); resume from its checkpoint.
+              yield* Effect.logWarning(`eventcore: projection ${name}: ${failed.value.message}; reloading it`)
+              break
+            }
             case "Lost":
               return "lost" as const
             case "Command":

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Effect, Layer } from "effect"
-import { CheckpointStore } from "../CheckpointStore.ts"
+import { CheckpointMoved, CheckpointStore } from "../CheckpointStore.ts"
 import * as Position from "../Position.ts"
 
 /**
@@ -28,6 +28,12 @@ export const make: Effect.Effect<CheckpointStore["Service"]> = Effect.sync(() =>
       Effect.sync(() => {
         const current = checkpoints.get(name)
         if (current === undefined || Position.isAfter(position, current)) checkpoints.set(name, position)
+      }),
+    advance: (name, from, to) =>
+      Effect.suspend(() => {
+        if (checkpoints.get(name) !== from) return Effect.fail(new CheckpointMoved({ name, expected: from }))
+        checkpoints.set(name, to)
+        return Effect.void
       }),
     reset: (name) => Effect.sync(() => void checkpoints.delete(name))
   })

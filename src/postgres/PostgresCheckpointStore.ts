@@ -10,7 +10,7 @@
  */
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { CheckpointStore } from "../CheckpointStore.ts"
+import { CheckpointMoved, CheckpointStore } from "../CheckpointStore.ts"
 import type { InvalidInput } from "../Errors.ts"
 import type { Position } from "../Position.ts"
 import { fromSqlError } from "./errors.ts"
@@ -37,6 +37,13 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const saveSql = `insert into ${schema}.checkpoints as c (name, position, updated_at) values ($1, $2, now())
     on conflict (name) do update set position = excluded.position, updated_at = now()
     where c.position collate "C" < excluded.position collate "C"`
+  // Compare-and-set: inside a transaction the row (or, for a first save, its key) stays locked
+  // until commit, so of two runners committing batches from the same checkpoint one waits,
+  // then finds it moved.
+  const advanceSql = `update ${schema}.checkpoints set position = $3, updated_at = now()
+    where name = $1 and position = $2 returning 1 as advanced`
+  const createSql = `insert into ${schema}.checkpoints (name, position, updated_at) values ($1, $2, now())
+    on conflict (name) do nothing returning 1 as advanced`
   const resetSql = `delete from ${schema}.checkpoints where name = $1`
 
   return CheckpointStore.of({
@@ -49,6 +56,13 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       sql.unsafe(saveSql, [name, position]).pipe(
         Effect.asVoid,
         Effect.mapError((error) => fromSqlError("checkpoint save", error))
+      ),
+    advance: (name, from, to) =>
+      (from === undefined ? sql.unsafe(createSql, [name, to]) : sql.unsafe(advanceSql, [name, from, to])).pipe(
+        Effect.mapError((error) => fromSqlError("checkpoint save", error)),
+        Effect.flatMap((rows) =>
+          rows.length === 1 ? Effect.void : Effect.fail(new CheckpointMoved({ name, expected: from }))
+        )
       ),
     reset: (name) =>
       sql.unsafe(resetSql, [name]).pipe(

@@ -4,10 +4,9 @@ import { Effect, Layer } from "effect"
 import { Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
 import * as BalancesPostgres from "../../examples/banking/BalancesPostgres.ts"
 import * as CommandExecutor from "../../src/CommandExecutor.ts"
-import * as EventStore from "../../src/EventStore.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
 import * as Harness from "./harness.ts"
-import { replay } from "./projectionFixtures.ts"
+import { lastCommitted, replay } from "./projectionFixtures.ts"
 
 const TestLayer = Layer.mergeAll(
   CommandExecutor.layer(),
@@ -24,7 +23,7 @@ layer(TestLayer, { excludeTestServices: true })("banking read models in PostgreS
         yield* CommandExecutor.execute(Deposit, { account, amount: 100 })
       }
       yield* CommandExecutor.execute(Transfer, { from: "a-1", to: "a-2", amount: 30 })
-      yield* models.awaitPosition(yield* EventStore.EventStore.use((s) => s.head))
+      yield* models.awaitPosition(yield* lastCommitted)
       const current = yield* models.current
       assert.deepStrictEqual(current.balances, (yield* replay).balances)
       assert.deepStrictEqual(current.balances, new Map([["a-1", 70], ["a-2", 130]]))

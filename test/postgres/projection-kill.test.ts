@@ -6,10 +6,9 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as EventStore from "../../src/EventStore.ts"
 import { raw } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
-import { createReadModels, replay, seed } from "./projectionFixtures.ts"
+import { createReadModels, lastCommitted, replay, seed } from "./projectionFixtures.ts"
 
 const total = 2_000
 
@@ -59,7 +58,7 @@ layer(Harness.layer(), { excludeTestServices: true })("projection process killed
         const { schema } = yield* Harness.TestDatabase
         yield* createReadModels(schema)
         yield* seed({ count: total, accounts: 7 })
-        const head = yield* EventStore.EventStore.use((s) => s.head)
+        const head = yield* lastCommitted
 
         const first = yield* startChild("tx")
         yield* until(Effect.map(count("rm_applied"), (n) => n >= 300), "first run applied 300 events")
@@ -96,7 +95,7 @@ layer(Harness.layer(), { excludeTestServices: true })("projection process killed
       Effect.scoped(Effect.gen(function*() {
         const { schema } = yield* Harness.TestDatabase
         yield* createReadModels(schema)
-        const head = yield* EventStore.EventStore.use((s) => s.head)
+        const head = yield* lastCommitted
         const deliveries = Effect.map(
           raw<{ count: string }>("select count::text from ${s}.rm_deliveries where id = 1"),
           (rows) => Number(rows[0]?.count ?? 0)

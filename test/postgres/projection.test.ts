@@ -4,19 +4,19 @@
  * transactional read model that rebuilds to the same result.
  */
 import { assert, layer } from "@effect/vitest"
-import { Clock, Effect, Exit, Layer, Scope, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, Exit, Layer, Scope, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { AccountEvents } from "../../examples/banking/Account.ts"
 import { CheckpointStore } from "../../src/CheckpointStore.ts"
 import { DeadLetterStore } from "../../src/DeadLetterStore.ts"
-import * as EventStore from "../../src/EventStore.ts"
 import * as Position from "../../src/Position.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
 import * as Projection from "../../src/Projection.ts"
+import { ProjectionLock } from "../../src/ProjectionLock.ts"
 import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
 import { raw } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
-import { createReadModels, replay, seed, transactionalBalances } from "./projectionFixtures.ts"
+import { createReadModels, lastCommitted, replay, seed, transactionalBalances } from "./projectionFixtures.ts"
 
 const TestLayer = Layer.unwrap(
   Effect.map(
@@ -27,8 +27,6 @@ const TestLayer = Layer.unwrap(
   Layer.provideMerge(Harness.layer()),
   Layer.orDie
 )
-
-const head = EventStore.EventStore.use((s) => s.head)
 
 const balancesTable = Effect.map(
   raw<{ account: string; balance: string }>("select account, balance::text from ${s}.rm_balances"),
@@ -63,14 +61,14 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       yield* seed({ count: 500, accounts: 5, batch: 50 })
       const runner = yield* ProjectionRunner.start(yield* transactionalBalances(schema), { pageSize: 64 })
       yield* runner.awaitStatus("Live")
-      yield* runner.awaitPosition(yield* head)
+      yield* runner.awaitPosition(yield* lastCommitted)
       const expected = yield* replay
       const first = yield* balancesTable
       assert.deepStrictEqual(first, expected.balances)
-      assert.strictEqual(yield* CheckpointStore.use((c) => c.load("balances-tx")), yield* head)
+      assert.strictEqual(yield* CheckpointStore.use((c) => c.load("balances-tx")), yield* lastCommitted)
       // live
       yield* seed({ count: 10, accounts: 1, batch: 10, prefix: "live" })
-      yield* runner.awaitPosition(yield* head)
+      yield* runner.awaitPosition(yield* lastCommitted)
       const lag = yield* runner.lag
       assert.strictEqual(lag.events, 0)
       const afterLive = yield* balancesTable
@@ -78,7 +76,7 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       // rebuild: same read model
       yield* runner.rebuild
       yield* runner.awaitStatus("Live")
-      yield* runner.awaitPosition(yield* head)
+      yield* runner.awaitPosition(yield* lastCommitted)
       assert.deepStrictEqual(yield* balancesTable, afterLive)
       const applied = yield* raw<{ n: string }>("select count(*)::text as n from ${s}.rm_applied")
       assert.strictEqual(Number(applied[0]?.n), (yield* replay).count)
@@ -104,7 +102,7 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
           })
       })
       const runner = yield* ProjectionRunner.start(projection)
-      yield* runner.awaitPosition(yield* head)
+      yield* runner.awaitPosition(yield* lastCommitted)
       const letters = yield* DeadLetterStore.use((d) => d.list("poisoned"))
       assert.strictEqual(letters.length, 1)
       assert.strictEqual(letters[0]?.eventId, poisonId)
@@ -116,6 +114,50 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       assert.strictEqual(Number(written[0]?.poison), 0)
       assert.strictEqual(Number(written[0]?.n), (yield* replay).count - 1)
       assert.strictEqual((yield* SubscriptionRef.get(runner.status))._tag, "Live")
+    })))
+
+  it.effect("transactional: a runner that lost its lock without noticing cannot commit a batch over the new holder's", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const sql = yield* SqlClient.SqlClient
+      // no unique key: a second application of an event shows up as a second row
+      yield* sql.unsafe(`create table ${schema}.rm_fenced (event_id uuid not null, runner text not null)`)
+      yield* seed({ count: 10, accounts: 1, batch: 10, prefix: "fenced" })
+      const zombieEntered = yield* Deferred.make<void>()
+      const zombieGo = yield* Deferred.make<void>()
+      const fenced = (runner: "zombie" | "holder") =>
+        PostgresProjection.transactional({
+          name: "fenced",
+          events: AccountEvents,
+          filter: { streamPrefix: "fenced-" },
+          handle: (_event, stored) =>
+            Effect.gen(function*() {
+              if (runner === "zombie") {
+                yield* Deferred.succeed(zombieEntered, undefined)
+                yield* Deferred.await(zombieGo)
+              }
+              yield* sql.unsafe(`insert into ${schema}.rm_fenced (event_id, runner) values ($1, $2)`, [
+                stored.eventId,
+                runner
+              ])
+            })
+        })
+      // Both runners believe they hold the lock: the window between a holder's lock connection
+      // dying and its heartbeat noticing, while another runner has taken the lock.
+      const bothHold = Effect.provideService(ProjectionLock, { acquire: () => Effect.succeed({ lost: Effect.never }) })
+      const zombie = yield* bothHold(ProjectionRunner.start(yield* fenced("zombie")))
+      yield* Deferred.await(zombieEntered)
+      const holder = yield* bothHold(ProjectionRunner.start(yield* fenced("holder")))
+      yield* holder.awaitStatus("Live")
+      yield* holder.awaitPosition(yield* lastCommitted)
+      // the zombie wakes up and finishes the batch it had started
+      yield* Deferred.succeed(zombieGo, undefined)
+      yield* zombie.awaitPosition(yield* lastCommitted)
+      const rows = yield* raw<{ n: string; distinct_events: string }>(
+        "select count(*)::text as n, count(distinct event_id)::text as distinct_events from ${s}.rm_fenced"
+      )
+      assert.deepStrictEqual(rows[0], { n: "10", distinct_events: "10" })
+      yield* zombie.awaitStatus("Live")
     })))
 
   it.effect("two runners, one name: one processes; when it stops or its connection dies, the other takes over within seconds", () =>
@@ -133,9 +175,9 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       const a = yield* ProjectionRunner.start(make("a")).pipe(Scope.provide(scopeA))
       yield* a.awaitStatus("Live")
       const b = yield* ProjectionRunner.start(make("b")).pipe(Scope.provide(scopeB))
-      yield* a.awaitPosition(yield* head)
+      yield* a.awaitPosition(yield* lastCommitted)
       yield* seed({ count: 5, accounts: 1, batch: 5, prefix: "lock1" })
-      yield* a.awaitPosition(yield* head)
+      yield* a.awaitPosition(yield* lastCommitted)
       assert.strictEqual((yield* SubscriptionRef.get(b.status))._tag, "Standby")
       assert.strictEqual(processedBy.b, 0)
       const byA = processedBy.a
@@ -147,7 +189,7 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       const tookOver = (yield* Clock.currentTimeMillis) - stopped
       assert.isBelow(tookOver, 5_000)
       yield* seed({ count: 3, accounts: 1, batch: 3, prefix: "lock2" })
-      yield* b.awaitPosition(yield* head)
+      yield* b.awaitPosition(yield* lastCommitted)
       assert.strictEqual(processedBy.a, byA)
       assert.strictEqual(processedBy.b, 3)
 
@@ -167,7 +209,7 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       // b noticed it lost the lock and waits again
       yield* b.awaitStatus("Standby")
       yield* seed({ count: 2, accounts: 1, batch: 2, prefix: "lock3" })
-      yield* c.awaitPosition(yield* head)
+      yield* c.awaitPosition(yield* lastCommitted)
       assert.strictEqual(processedBy.b, 3)
       assert.strictEqual(processedBy.a, byA + 2)
       yield* Scope.close(scopeC, Exit.void)

@@ -9,9 +9,11 @@ import { SqlClient } from "effect/sql"
 import { type AccountEvent, AccountEvents } from "../../examples/banking/Account.ts"
 import * as EventId from "../../src/EventId.ts"
 import * as EventStore from "../../src/EventStore.ts"
+import * as Position from "../../src/Position.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
 import * as Projection from "../../src/Projection.ts"
 import * as StreamId from "../../src/StreamId.ts"
+import { raw } from "./fixtures.ts"
 
 const metadata = { correlationId: "seed", causationId: "seed", custom: {} }
 
@@ -27,6 +29,19 @@ export const delta = (event: AccountEvent): number => {
       return -event.amount
   }
 }
+
+/**
+ * The position of the last committed event. Tests wait for runners to reach this rather than
+ * `EventStore.head`, the last *visible* event: a transaction open elsewhere in the cluster
+ * (another test file's) holds visibility back, so `head` may stop short of what this file has
+ * just committed, and a runner that reached it may not have seen those events yet.
+ */
+export const lastCommitted = Effect.map(
+  raw<{ tx_id: string; position: string }>(
+    "select tx_id::text, position::text from ${s}.events order by tx_id desc, position desc limit 1"
+  ),
+  (rows) => rows[0] === undefined ? Position.initial : Position.make(BigInt(rows[0].tx_id), BigInt(rows[0].position))
+)
 
 /** Appends `count` deposits spread over `accounts` accounts, in batches of `batch`. */
 export const seed = (

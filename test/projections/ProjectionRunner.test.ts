@@ -7,12 +7,12 @@ import {
   EventId,
   EventStore,
   Projection,
-  type ProjectionLock,
+  ProjectionLock,
   ProjectionRunner,
   type StoredEvent,
   StreamId
 } from "eventcore"
-import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
+import { MemoryCheckpointStore, MemoryDeadLetterStore, MemoryEventStore, MemoryProjections } from "eventcore/memory"
 import { AccountEvents, Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
 import * as Balances from "../../examples/banking/Balances.ts"
 
@@ -340,6 +340,45 @@ describe("ProjectionRunner", () => {
       assert.deepStrictEqual(byRunner, { a: 16, b: 1 })
       assert.strictEqual((yield* SubscriptionRef.get(a.status))._tag, "Stopped")
     })))
+
+  it.effect("stopping: the last checkpoint is saved before the lock is released", () => {
+    // The lock records the checkpoint at the moment it is released: the next holder loads it.
+    let atRelease: string | undefined = "not released"
+    const RecordingLock = Layer.effect(
+      ProjectionLock.ProjectionLock,
+      Effect.gen(function*() {
+        const inner = yield* ProjectionLock.makeMemory
+        const checkpoints = yield* CheckpointStore.CheckpointStore
+        return ProjectionLock.ProjectionLock.of({
+          acquire: (name) =>
+            Effect.tap(inner.acquire(name), () =>
+              Effect.addFinalizer(() =>
+                checkpoints.load(name).pipe(
+                  Effect.map((checkpoint) => {
+                    atRelease = checkpoint
+                  }),
+                  Effect.orDie
+                )
+              ))
+        })
+      })
+    )
+    const services = Layer.mergeAll(CommandExecutor.layer(), MemoryDeadLetterStore.layer, RecordingLock).pipe(
+      Layer.provideMerge(Layer.mergeAll(MemoryEventStore.layer, MemoryCheckpointStore.layer))
+    )
+    return Effect.gen(function*() {
+      yield* history
+      const table = new Map<string, { readonly stream: string; readonly type: string }>()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const runner = yield* ProjectionRunner.start(tableProjection(table))
+        yield* runner.awaitStatus("Live")
+        // one live event: too few for a save under the policy, so only the shutdown save records it
+        yield* deposit("acc-1", 1)
+        yield* runner.awaitPosition(yield* head)
+      }))
+      assert.strictEqual(atRelease, yield* head)
+    }).pipe(Effect.provide(services))
+  })
 
   it.effect("restart resumes a faulted runner once the cause is fixed", () =>
     run(Effect.gen(function*() {
