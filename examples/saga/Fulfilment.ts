@@ -24,12 +24,17 @@ export const Fulfilment = Projection.make({
   handle: (event, stored) => {
     if (event._tag !== "OrderPlaced") return Effect.void
     const order = orderOf(stored.streamId)
+    // Every event the saga causes names the OrderPlaced event as its cause and carries the
+    // order's correlation id on, so an order's whole story can be followed through the log.
+    const options = {
+      metadata: { correlationId: stored.metadata.correlationId, causationId: stored.eventId }
+    }
     return Effect.gen(function*() {
       // Redelivered after the order was decided: nothing to do. (Without this check a replay
       // would re-reserve and re-release stock: the same end state, but extra events.)
       if ((yield* orderStatus(order)) !== "placed") return
       for (const line of event.lines) {
-        const outcome = yield* CommandExecutor.execute(ReserveStock, { order, ...line }).pipe(
+        const outcome = yield* CommandExecutor.execute(ReserveStock, { order, ...line }, options).pipe(
           Effect.map(() => "reserved" as const),
           Effect.catchTag("BusinessRuleViolation", (violation) => Effect.succeed(violation))
         )
@@ -37,16 +42,16 @@ export const Fulfilment = Projection.make({
           // compensation: release everything this order holds (idempotent), then reject
           yield* Effect.forEach(
             event.lines,
-            (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }),
+            (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }, options),
             {
               discard: true
             }
           )
-          yield* CommandExecutor.execute(DecideOrder, { order, rejected: outcome.message })
+          yield* CommandExecutor.execute(DecideOrder, { order, rejected: outcome.message }, options)
           return
         }
       }
-      yield* CommandExecutor.execute(DecideOrder, { order })
+      yield* CommandExecutor.execute(DecideOrder, { order }, options)
     })
   }
 })

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import { CheckpointStore, CommandExecutor, EventStore, ProjectionRunner } from "eventcore"
 import { Fulfilment } from "./Fulfilment.ts"
-import { AddStock, PlaceOrder } from "./Inventory.ts"
+import { AddStock, orderStream, PlaceOrder } from "./Inventory.ts"
 import * as Main from "./main.ts"
 import * as Report from "./Report.ts"
 
@@ -20,6 +20,28 @@ describe("saga: order fulfilment", () => {
       assert.deepStrictEqual(report.products.get("apple"), { available: 7, reserved: 3, events: 4 })
       assert.deepStrictEqual(report.products.get("pear"), { available: 0, reserved: 5, events: 3 })
       assert.deepStrictEqual(report.products.get("plum"), { available: 0, reserved: 1, events: 2 })
+    }).pipe(Effect.provide(Main.layer)))
+
+  it.effect("what the saga writes names the order event that caused it and carries its correlation id", () =>
+    Effect.gen(function*() {
+      yield* CommandExecutor.execute(AddStock, { product: "apple", quantity: 5 })
+      yield* CommandExecutor.execute(PlaceOrder, { order: "c", lines: [{ product: "apple", quantity: 2 }] }, {
+        metadata: { correlationId: "checkout-42" }
+      })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const runner = yield* ProjectionRunner.start(Fulfilment)
+        yield* runner.awaitPosition(yield* head)
+      }))
+      const placed = (yield* EventStore.readStream(orderStream("c"))).events[0]
+      assert.strictEqual(placed?.type, "OrderPlaced")
+      const caused = (yield* Stream.runCollect(EventStore.readAll())).filter((e) =>
+        e.position > (placed?.position ?? "")
+      )
+      assert.deepStrictEqual(caused.map((e) => e.type), ["StockReserved", "OrderConfirmed"])
+      for (const event of caused) {
+        assert.strictEqual(event.metadata.causationId, placed?.eventId)
+        assert.strictEqual(event.metadata.correlationId, "checkout-42")
+      }
     }).pipe(Effect.provide(Main.layer)))
 
   it.effect("redelivery (the process manager replays every order) changes nothing: its commands are idempotent", () =>
