@@ -33,9 +33,10 @@ export class CheckpointMoved extends Schema.TaggedError<CheckpointMoved>()("Chec
 /**
  * The checkpoint service.
  *
- * Saving only moves a checkpoint forward: saving a position at or before the stored one
- * leaves it unchanged, so a runner that lost its lock and saves late cannot move another
- * runner's checkpoint back. `reset` deletes it (the next run starts from the beginning).
+ * `save` only moves a checkpoint forward: saving a position at or before the stored one
+ * leaves it unchanged. Runners save with `advance`, a compare-and-set, so a runner that lost
+ * its lock and saves late can move the new holder's checkpoint neither back nor forward.
+ * `reset` deletes it (the next run starts from the projection's starting point).
  *
  * @example
  * ```ts

@@ -72,8 +72,9 @@ export const retry = (
 
 /**
  * When a runner saves its checkpoint (outside a transactional projection's own batches):
- * after `everyEvents` events or `every` time since the last save, whichever first; also when
- * it first catches up, and always on shutdown.
+ * after `everyEvents` events or `every` time since the last save, whichever first (an idle
+ * runner included: a timer saves its last position); also when it first catches up, and
+ * always on shutdown.
  *
  * @since 0.1.0
  */
@@ -129,7 +130,10 @@ export interface Projection<E extends Event.Tagged, S, Err, R> {
   readonly transaction: Transaction<Err, R> | undefined
   readonly checkpoint: CheckpointPolicy
   readonly onFailure: FailurePolicy
-  /** Where a projection with no checkpoint starts: `"start"` (default) or `"end"` (new events only). */
+  /**
+   * Where a projection with no checkpoint starts: `"start"` (default) or `"end"` (new events
+   * only). A rebuild goes back here: to the beginning, or to the head at the time of the rebuild.
+   */
   readonly startFrom: "start" | "end"
 }
 

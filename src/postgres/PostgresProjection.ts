@@ -12,14 +12,15 @@
  */
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { CheckpointStore } from "../CheckpointStore.ts"
 import type { DeadLetterStore } from "../DeadLetterStore.ts"
-import type { InvalidInput } from "../Errors.ts"
+import type { EventStoreError, InvalidInput } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as Projection from "../Projection.ts"
 import type { ProjectionLock } from "../ProjectionLock.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
+import { fromSqlError } from "./errors.ts"
 import * as PostgresCheckpointStore from "./PostgresCheckpointStore.ts"
 import * as PostgresDeadLetterStore from "./PostgresDeadLetterStore.ts"
 import * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
@@ -53,11 +54,25 @@ export const transactional = <E extends Event.Tagged, Err = never, R = never>(
     readonly handle: (event: E, stored: StoredEvent) => Effect.Effect<void, Err, R>
     readonly reset?: Effect.Effect<void, Err, R> | undefined
   }
-): Effect.Effect<Projection.Projection<E, void, Err | SqlError, R>, never, SqlClient.SqlClient> =>
+): Effect.Effect<
+  Projection.Projection<E, void, Err | SqlError | EventStoreError, R>,
+  never,
+  SqlClient.SqlClient
+> =>
   Effect.map(SqlClient.SqlClient, (sql) =>
-    Projection.make<E, Err | SqlError, R>({
+    Projection.make<E, Err | SqlError | EventStoreError, R>({
       ...options,
-      transaction: (self) => sql.withTransaction(self)
+      // A lost connection or a deadlock (two zombie batches on the same rows) becomes a
+      // transient `EventStoreError`: the runner retries the batch from its checkpoint after a
+      // pause instead of faulting, dead-lettering or failing the event over it.
+      transaction: (self) =>
+        sql.withTransaction(self).pipe(
+          Effect.mapError((error) => {
+            if (!isSqlError(error)) return error
+            const mapped = fromSqlError("projection transaction", error)
+            return mapped.transient ? mapped : error
+          })
+        )
     }))
 
 /**

@@ -3,20 +3,23 @@
  * dead letters, the cross-process lock (one active runner, takeover within seconds), and a
  * transactional read model that rebuilds to the same result.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Layer, Scope, SubscriptionRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { AccountEvents } from "../../examples/banking/Account.ts"
 import { CheckpointStore } from "../../src/CheckpointStore.ts"
 import { DeadLetterStore } from "../../src/DeadLetterStore.ts"
 import * as Position from "../../src/Position.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
+import * as PostgresProjectionLock from "../../src/postgres/PostgresProjectionLock.ts"
 import * as Projection from "../../src/Projection.ts"
 import { ProjectionLock } from "../../src/ProjectionLock.ts"
 import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
 import { raw } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
 import { createReadModels, lastCommitted, replay, seed, transactionalBalances } from "./projectionFixtures.ts"
+import * as Proxy from "./proxy.ts"
 
 const TestLayer = Layer.unwrap(
   Effect.map(
@@ -27,6 +30,22 @@ const TestLayer = Layer.unwrap(
   Layer.provideMerge(Harness.layer()),
   Layer.orDie
 )
+
+/** A scope closed when the test's scope closes, whether the test passes or not. */
+const childScope = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+  return scope
+})
+
+/** Cross-process waits are bounded: a test that would hang fails saying what it waited for. */
+const within = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  effect.pipe(
+    Effect.timeoutOrElse({
+      duration: Duration.seconds(20),
+      orElse: () => Effect.die(new Error(`still waiting after 20 s: ${what}`))
+    })
+  )
 
 const balancesTable = Effect.map(
   raw<{ account: string; balance: string }>("select account, balance::text from ${s}.rm_balances"),
@@ -160,21 +179,20 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       yield* zombie.awaitStatus("Live")
     })))
 
-  it.effect("two runners, one name: one processes; when it stops or its connection dies, the other takes over within seconds", () =>
-    Effect.gen(function*() {
-      const processedBy = { a: 0, b: 0 }
-      const make = (who: "a" | "b") =>
+  it.effect("two runners, one name: one processes; when it stops or its connection dies, another takes over within seconds", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const processedBy = { a: 0, b: 0, c: 0 }
+      const make = (who: "a" | "b" | "c") =>
         Projection.make({
           name: "exclusive",
           events: AccountEvents,
           handle: () => Effect.sync(() => void processedBy[who]++),
           checkpoint: { everyEvents: 1 }
         })
-      const scopeA = yield* Scope.make()
-      const scopeB = yield* Scope.make()
+      const scopeA = yield* childScope
       const a = yield* ProjectionRunner.start(make("a")).pipe(Scope.provide(scopeA))
       yield* a.awaitStatus("Live")
-      const b = yield* ProjectionRunner.start(make("b")).pipe(Scope.provide(scopeB))
+      const b = yield* ProjectionRunner.start(make("b"))
       yield* a.awaitPosition(yield* lastCommitted)
       yield* seed({ count: 5, accounts: 1, batch: 5, prefix: "lock1" })
       yield* a.awaitPosition(yield* lastCommitted)
@@ -185,18 +203,24 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       // a stops: b takes over within seconds, from a's checkpoint
       const stopped = yield* Clock.currentTimeMillis
       yield* Scope.close(scopeA, Exit.void)
-      yield* b.awaitStatus("Live")
+      yield* within(b.awaitStatus("Live"), "b takes over from a")
       const tookOver = (yield* Clock.currentTimeMillis) - stopped
       assert.isBelow(tookOver, 5_000)
       yield* seed({ count: 3, accounts: 1, batch: 3, prefix: "lock2" })
-      yield* b.awaitPosition(yield* lastCommitted)
+      yield* within(b.awaitPosition(yield* lastCommitted), "b processes lock2")
       assert.strictEqual(processedBy.a, byA)
       assert.strictEqual(processedBy.b, 3)
 
-      // a new runner c waits; b's lock connection is killed (as if its process died): c takes over
-      const scopeC = yield* Scope.make()
-      const c = yield* ProjectionRunner.start(make("a")).pipe(Scope.provide(scopeC))
+      // a new runner c waits; b's lock connection is killed (as if its process died). b notices
+      // and competes for the lock again with c: either may win (b often does: it tries at once,
+      // c only on its next poll), and exactly one of them processes what comes next.
+      const c = yield* ProjectionRunner.start(make("c"))
       assert.strictEqual((yield* SubscriptionRef.get(c.status))._tag, "Standby")
+      const afterLoss = SubscriptionRef.changes(b.status).pipe(Stream.dropWhile((s) => s._tag !== "Standby"))
+      const bNoticed = yield* Effect.forkScoped(Stream.runHead(afterLoss))
+      const bLiveAgain = yield* Effect.forkScoped(
+        Stream.runHead(Stream.filter(afterLoss, (s) => s._tag === "Live"))
+      )
       const killedAt = yield* Clock.currentTimeMillis
       yield* raw(
         `select pg_terminate_backend(pid) from pg_locks
@@ -204,15 +228,92 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
           and ((classid::bigint << 32) | objid::bigint) = hashtextextended('eventcore/projection/' || $1 || '/exclusive', 0)`,
         [(yield* Harness.TestDatabase).schema]
       )
-      yield* c.awaitStatus("Live")
+      const winner = yield* within(
+        Effect.raceFirst(
+          Effect.as(Fiber.join(bLiveAgain), "b" as const),
+          Effect.as(c.awaitStatus("Live"), "c" as const)
+        ),
+        "b or c takes the lock after b's connection died"
+      )
       assert.isBelow((yield* Clock.currentTimeMillis) - killedAt, 5_000)
-      // b noticed it lost the lock and waits again
-      yield* b.awaitStatus("Standby")
+      yield* within(Fiber.join(bNoticed), "b noticed it lost the lock")
+      const [active, waiting] = winner === "b" ? [b, c] : [c, b]
+      assert.strictEqual((yield* SubscriptionRef.get(waiting.status))._tag, "Standby")
       yield* seed({ count: 2, accounts: 1, batch: 2, prefix: "lock3" })
-      yield* c.awaitPosition(yield* lastCommitted)
-      assert.strictEqual(processedBy.b, 3)
-      assert.strictEqual(processedBy.a, byA + 2)
-      yield* Scope.close(scopeC, Exit.void)
-      yield* Scope.close(scopeB, Exit.void)
-    }))
+      yield* within(active.awaitPosition(yield* lastCommitted), `${winner} processes lock3`)
+      assert.deepStrictEqual(processedBy, { a: byA, b: winner === "b" ? 5 : 3, c: winner === "c" ? 2 : 0 })
+    })))
+
+  it.effect("a lock connection that stops answering (half-open) counts as lost; its session is terminated", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { schema, url } = yield* Harness.TestDatabase
+      const proxy = yield* Proxy.make(new URL(url))
+      const proxiedUrl = new URL(url)
+      proxiedUrl.port = String(proxy.port)
+      // a's lock lives on a pool behind the proxy; everything else goes straight to the server
+      const proxied = yield* Layer.build(
+        PostgresProjectionLock.layer({
+          schema,
+          pollInterval: "100 millis",
+          heartbeat: "100 millis",
+          heartbeatTimeout: "500 millis"
+        })
+          .pipe(Layer.provide(PgClient.layer({ url: Redacted.make(proxiedUrl.toString()), maxConnections: 4 })))
+      )
+      const processedBy = { a: 0, b: 0 }
+      const make = (who: "a" | "b") =>
+        Projection.make({
+          name: "half-open",
+          events: AccountEvents,
+          handle: () => Effect.sync(() => void processedBy[who]++),
+          checkpoint: { everyEvents: 1 }
+        })
+      const a = yield* ProjectionRunner.start(make("a")).pipe(Effect.provideContext(proxied))
+      yield* within(a.awaitStatus("Live"), "a goes live")
+      const b = yield* ProjectionRunner.start(make("b"))
+      yield* within(a.awaitPosition(yield* lastCommitted), "a catches up")
+      const afterLoss = SubscriptionRef.changes(a.status).pipe(Stream.dropWhile((s) => s._tag !== "Standby"))
+      const aNoticed = yield* Effect.forkScoped(Stream.runHead(afterLoss))
+      const aLiveAgain = yield* Effect.forkScoped(Stream.runHead(Stream.filter(afterLoss, (s) => s._tag === "Live")))
+      // the connections open now (a's lock session) stop passing bytes, both ways
+      proxy.freeze()
+      yield* within(Fiber.join(aNoticed), "a notices its lock connection hangs")
+      // The frozen session was terminated, so the lock is free: b takes it, or a again on a
+      // fresh connection (the proxy passes new ones).
+      const winner = yield* within(
+        Effect.raceFirst(
+          Effect.as(Fiber.join(aLiveAgain), "a" as const),
+          Effect.as(b.awaitStatus("Live"), "b" as const)
+        ),
+        "the lock the frozen session held is taken again"
+      )
+      const before = { ...processedBy }
+      yield* seed({ count: 2, accounts: 1, batch: 2, prefix: "half-open" })
+      yield* within((winner === "a" ? a : b).awaitPosition(yield* lastCommitted), `${winner} processes`)
+      assert.deepStrictEqual(processedBy, { ...before, [winner]: before[winner] + 2 })
+      assert.strictEqual((yield* SubscriptionRef.get((winner === "a" ? b : a).status))._tag, "Standby")
+    })))
+
+  it.effect("an acquisition interrupted at any moment leaves no lock behind", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const locks = yield* ProjectionLock
+      const holders = Effect.map(
+        raw<{ n: string }>(
+          `select count(*)::text as n from pg_locks where locktype = 'advisory' and granted
+            and ((classid::bigint << 32) | objid::bigint) = hashtextextended('eventcore/projection/' || $1 || '/interrupted', 0)`,
+          [schema]
+        ),
+        (rows) => Number(rows[0]?.n)
+      )
+      // interrupt acquisitions at many points, including while the granted try is in flight
+      for (let i = 0; i < 40; i++) {
+        const fiber = yield* Effect.forkChild(Effect.scoped(Effect.andThen(locks.acquire("interrupted"), Effect.never)))
+        for (let j = 0; j < i; j++) yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+        yield* Fiber.interrupt(fiber)
+        assert.strictEqual(yield* holders, 0, `after an interruption at step ${i}`)
+      }
+      // and the lock is free for the next runner
+      yield* within(Effect.scoped(locks.acquire("interrupted")), "the lock is free")
+    })))
 })

@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Duration, Effect, Exit, Layer, Queue, Ref, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { TestClock } from "effect/testing"
 import {
   CheckpointStore,
   CommandExecutor,
   DeadLetterStore,
   EventId,
   EventStore,
+  EventStoreError,
   Projection,
   ProjectionLock,
   ProjectionRunner,
@@ -42,6 +44,39 @@ const history = Effect.gen(function*() {
 })
 
 const head = EventStore.EventStore.use((store) => store.head)
+
+/** A scope closed when the test's scope closes, whether the test passes or not. */
+const childScope = Effect.gen(function*() {
+  const scope = yield* Scope.make()
+  yield* Effect.addFinalizer((exit) => Scope.close(scope, exit))
+  return scope
+})
+
+/** The memory store, with `readPage` failing with the given errors first (one per call). */
+const failingReads = (errors: Array<EventStoreError>) =>
+  Layer.effect(
+    EventStore.EventStore,
+    Effect.map(MemoryEventStore.make, (store) =>
+      EventStore.EventStore.of({
+        ...store,
+        readPage: (request) =>
+          Effect.suspend(() => {
+            const error = errors.shift()
+            return error === undefined ? store.readPage(request) : Effect.fail(error)
+          })
+      }))
+  )
+
+/** Checkpoints that report each save (advance) on a queue, so tests can wait for one. */
+const reportingCheckpoints = (saves: Queue.Queue<string>) =>
+  Layer.effect(
+    CheckpointStore.CheckpointStore,
+    Effect.map(MemoryCheckpointStore.make, (store) =>
+      CheckpointStore.CheckpointStore.of({
+        ...store,
+        advance: (name, from, to) => Effect.andThen(store.advance(name, from, to), Queue.offer(saves, to))
+      }))
+  )
 
 /** The balances a full replay computes. */
 const replay = Effect.map(
@@ -92,6 +127,16 @@ const tableProjection = (
     onFailure: options?.onFailure,
     checkpoint: { everyEvents: options?.everyEvents ?? 1_000 }
   })
+
+/** Memory services whose checkpoint saves are reported on `saves`. */
+const reportingLayer = (saves: Queue.Queue<string>) =>
+  Layer.mergeAll(
+    CommandExecutor.layer(),
+    MemoryDeadLetterStore.layer,
+    ProjectionLock.layerMemory,
+    reportingCheckpoints(saves)
+  ).pipe(Layer.provideMerge(MemoryEventStore.layer))
+const transient = () => new EventStoreError({ operation: "readPage", transient: true, cause: "connection lost" })
 
 describe("ProjectionRunner", () => {
   it.effect("a fold catches up, goes live, and equals a full replay; status CatchingUp -> Live", () =>
@@ -324,7 +369,7 @@ describe("ProjectionRunner", () => {
           handle: () => Effect.sync(() => void byRunner[who]++),
           checkpoint: { everyEvents: 1 }
         })
-      const scopeA = yield* Scope.make()
+      const scopeA = yield* childScope
       const a = yield* ProjectionRunner.start(counted("a")).pipe(Scope.provide(scopeA))
       yield* a.awaitPosition(yield* head)
       const b = yield* ProjectionRunner.start(counted("b"))
@@ -332,6 +377,9 @@ describe("ProjectionRunner", () => {
       yield* a.awaitPosition(yield* head)
       assert.strictEqual((yield* SubscriptionRef.get(b.status))._tag, "Standby")
       assert.deepStrictEqual(byRunner, { a: 16, b: 0 })
+      // the waiting runner reports the projection's lag (from the checkpoint), not its own
+      assert.deepStrictEqual(yield* b.lag, yield* a.lag)
+      assert.strictEqual((yield* b.lag).events, 0)
       // stop a: b takes over from a's checkpoint
       yield* Scope.close(scopeA, Exit.void)
       yield* b.awaitStatus("Live")
@@ -399,5 +447,185 @@ describe("ProjectionRunner", () => {
       yield* runner.awaitStatus("Live")
       yield* runner.awaitPosition(yield* head)
       assert.strictEqual(table.size, 15)
+    })))
+
+  it.effect("restart on a running runner has no effect: nothing is processed again", () =>
+    run(Effect.gen(function*() {
+      yield* history
+      const handled = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(Projection.make({
+        name: "healthy",
+        events: AccountEvents,
+        handle: () => Ref.update(handled, (n) => n + 1)
+      }))
+      yield* runner.awaitStatus("Live")
+      // one live event: too few for a save, so restarting from the checkpoint would repeat it
+      yield* deposit("acc-1", 1)
+      yield* runner.awaitPosition(yield* head)
+      yield* runner.restart
+      yield* deposit("acc-1", 2)
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(yield* Ref.get(handled), 17)
+      assert.strictEqual((yield* SubscriptionRef.get(runner.status))._tag, "Live")
+    })))
+
+  it.effect("a rebuild asked while the runner faults is not lost", () =>
+    run(Effect.gen(function*() {
+      yield* history
+      let broken = true
+      const table = new Map<string, unknown>()
+      let runner: ProjectionRunner.Runner<void> | undefined
+      const rebuilt = yield* Deferred.make<void, unknown>()
+      runner = yield* ProjectionRunner.start(Projection.make({
+        name: "racing",
+        events: AccountEvents,
+        handle: (_e, stored) =>
+          Effect.gen(function*() {
+            if (broken && stored.streamVersion === 3 && runner !== undefined) {
+              broken = false
+              // the request lands as processing fails: both wake the runner at once
+              yield* Effect.forkDetach(
+                Effect.exit(runner.rebuild).pipe(Effect.flatMap((exit) => Deferred.done(rebuilt, exit))),
+                {
+                  startImmediately: true
+                }
+              )
+              yield* Effect.yieldNow
+              return yield* Effect.fail(new Error("bug"))
+            }
+            table.set(stored.eventId, 1)
+          })
+      }))
+      yield* Deferred.await(rebuilt)
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(table.size, 15)
+    })))
+
+  it.effect("an idle runner saves its last position on the time interval", () => {
+    return Effect.gen(function*() {
+      const saves = yield* Queue.unbounded<string>()
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* history
+        const table = new Map<string, { readonly stream: string; readonly type: string }>()
+        const runner = yield* ProjectionRunner.start(Projection.make({
+          name: "idle",
+          events: AccountEvents,
+          handle: (_e, stored) => Effect.sync(() => void table.set(stored.eventId, { stream: "", type: "" })),
+          checkpoint: { everyEvents: 1_000, every: Duration.seconds(1) }
+        }))
+        yield* runner.awaitStatus("Live")
+        assert.strictEqual(yield* Queue.take(saves), yield* head) // on going live
+        yield* deposit("acc-1", 1)
+        yield* runner.awaitPosition(yield* head)
+        assert.strictEqual(yield* CheckpointStore.load("idle"), (yield* runner.metrics).checkpoint)
+        assert.notStrictEqual(yield* CheckpointStore.load("idle"), yield* head)
+        // nothing else happens; time passes
+        yield* TestClock.adjust("2 seconds")
+        assert.strictEqual(yield* Queue.take(saves), yield* head)
+        assert.strictEqual(yield* CheckpointStore.load("idle"), yield* head)
+      })).pipe(Effect.provide(reportingLayer(saves)))
+    })
+  })
+
+  it.effect("transient store errors: Retrying with backoff, then it goes on; other store errors fault", () => {
+    const errors = [transient(), transient()]
+    const services = Layer.mergeAll(CommandExecutor.layer(), MemoryProjections.layer).pipe(
+      Layer.provideMerge(failingReads(errors))
+    )
+    return Effect.scoped(Effect.gen(function*() {
+      yield* history
+      const table = new Map<string, { readonly stream: string; readonly type: string }>()
+      const runner = yield* ProjectionRunner.start(tableProjection(table))
+      const retrying = (attempt: number) =>
+        SubscriptionRef.changes(runner.status).pipe(
+          Stream.filter((s) => s._tag === "Retrying" && s.attempt === attempt),
+          Stream.runHead,
+          Effect.map((found) => found._tag === "Some" && found.value._tag === "Retrying" ? found.value : undefined)
+        )
+      const first = yield* retrying(1)
+      assert.include(first?.message ?? "", "connection lost")
+      assert.strictEqual(Duration.toMillis(first?.delay ?? Duration.zero), 100)
+      yield* TestClock.adjust("100 millis")
+      const second = yield* retrying(2)
+      assert.strictEqual(Duration.toMillis(second?.delay ?? Duration.zero), 200)
+      yield* TestClock.adjust("200 millis")
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(table.size, 15)
+      // not transient: no retry
+      errors.push(new EventStoreError({ operation: "readPage", transient: false, cause: "corrupt page" }))
+      const other = yield* ProjectionRunner.start(tableProjection(new Map(), { name: "other" }))
+      const faulted = yield* other.awaitStatus("Faulted")
+      assert.include(faulted.message, "corrupt page")
+      // a schedule that gives up faults the runner with the store error
+      errors.push(transient())
+      const impatient = yield* ProjectionRunner.start(tableProjection(new Map(), { name: "impatient" }), {
+        retry: Schedule.recurs(0)
+      })
+      assert.include((yield* impatient.awaitStatus("Faulted")).message, "connection lost")
+    })).pipe(Effect.provide(services))
+  })
+
+  it.effect("a transactional batch that fails to commit counts nothing, and is retried", () => {
+    let failNextAdvance = true
+    const failingOnce = Layer.effect(
+      CheckpointStore.CheckpointStore,
+      Effect.map(MemoryCheckpointStore.make, (store) =>
+        CheckpointStore.CheckpointStore.of({
+          ...store,
+          advance: (name, from, to) =>
+            Effect.suspend(() => {
+              if (!failNextAdvance) return store.advance(name, from, to)
+              failNextAdvance = false
+              return Effect.fail(
+                new EventStoreError({ operation: "commit", transient: true, cause: "connection lost" })
+              )
+            })
+        }))
+    )
+    const services = Layer.mergeAll(CommandExecutor.layer(), MemoryDeadLetterStore.layer, ProjectionLock.layerMemory)
+      .pipe(Layer.provideMerge(Layer.mergeAll(MemoryEventStore.layer, failingOnce)))
+    return Effect.scoped(Effect.gen(function*() {
+      yield* history
+      const table = new Map<string, unknown>()
+      const runner = yield* ProjectionRunner.start(Projection.make({
+        name: "tx",
+        events: AccountEvents,
+        handle: (_e, stored) =>
+          stored.streamId === "acc-2" && stored.streamVersion === 2
+            ? Effect.fail(new Error("poison"))
+            : Effect.sync(() => void table.set(stored.eventId, 1)),
+        onFailure: Projection.skip,
+        // stands in for a database transaction: the checkpoint advance fails as a commit would
+        transaction: (self) => self
+      }))
+      yield* runner.awaitStatus("Retrying")
+      assert.deepInclude(yield* runner.metrics, { processed: 0, skipped: 0 })
+      yield* TestClock.adjust("100 millis")
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.deepInclude(yield* runner.metrics, { processed: 15, skipped: 1, checkpoint: yield* head })
+    })).pipe(Effect.provide(services))
+  })
+
+  it.effect("rebuild resets a projection that starts at the end to the end: history is not replayed", () =>
+    run(Effect.gen(function*() {
+      yield* history
+      const handled: Array<number> = []
+      const runner = yield* ProjectionRunner.start(Projection.make({
+        name: "from-end",
+        events: AccountEvents,
+        startFrom: "end",
+        handle: (event) => Effect.sync(() => void handled.push(event._tag === "MoneyDeposited" ? event.amount : 0))
+      }))
+      yield* runner.awaitStatus("Live")
+      yield* deposit("acc-1", 1)
+      yield* runner.awaitPosition(yield* head)
+      yield* runner.rebuild
+      yield* runner.awaitStatus("Live")
+      yield* deposit("acc-1", 2)
+      yield* runner.awaitPosition(yield* head)
+      assert.deepStrictEqual(handled, [1, 2])
     })))
 })

@@ -1,0 +1,223 @@
+/**
+ * The life of a projection runner around its processing: lock tenures ("sessions"), the
+ * `rebuild` and `restart` requests, retries after transient store errors, and faults.
+ *
+ * A session takes the lock, then runs the processing (`projectionProcessing.ts`) until it
+ * fails, the lease is lost, or a rebuild is asked for. Everything that runs under the lock is
+ * scoped to the session, so closing it stops processing (and saves the checkpoint) before the
+ * lock goes to the next runner.
+ *
+ * @internal
+ */
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, Pull, Schedule } from "effect"
+import { CheckpointMoved } from "../CheckpointStore.ts"
+import type { EventStoreError } from "../Errors.ts"
+import type { Lease, ProjectionLock } from "../ProjectionLock.ts"
+import type { Status } from "../ProjectionRunner.ts"
+import { describe, EventFailed, transientStoreError } from "./ProjectionProcessing.ts"
+
+/** A `rebuild` or `restart` asked of the runner, completed once the runner has acted on it. */
+export interface Request {
+  readonly _tag: "Rebuild" | "Restart"
+  readonly done: Deferred.Deferred<void, unknown>
+}
+
+/**
+ * Where requests wait for the runner's main fiber. Waiting for one never takes it: the main
+ * fiber races "a request arrived" against processing and the lease, and a request taken by a
+ * losing branch of such a race would be dropped, its caller waiting forever.
+ */
+export interface Mailbox {
+  readonly offer: (request: Request) => Effect.Effect<void>
+  /** Completes once a request is pending (at once if one is). */
+  readonly arrived: Effect.Effect<void>
+  /**
+   * Completes once a rebuild is pending. Restarts asked meanwhile have nothing to do (the
+   * runner is running) and complete at once.
+   */
+  readonly rebuildAsked: Effect.Effect<void>
+  /** Takes the oldest pending request. */
+  readonly take: () => Request | undefined
+  /** Interrupts the callers of every pending request (the runner stopped). */
+  readonly close: Effect.Effect<void>
+}
+
+export const makeMailbox = (): Mailbox => {
+  const pending: Array<Request> = []
+  let signal = Deferred.makeUnsafe<void>()
+  const arrived = Effect.suspend(() => pending.length > 0 ? Effect.void : Deferred.await(signal))
+  return {
+    offer: (request) =>
+      Effect.suspend(() => {
+        pending.push(request)
+        const woken = signal
+        signal = Deferred.makeUnsafe<void>()
+        return Deferred.succeed(woken, undefined)
+      }),
+    arrived,
+    rebuildAsked: Effect.gen(function*() {
+      while (true) {
+        for (let i = pending.length - 1; i >= 0; i--) {
+          const request = pending[i]
+          if (request?._tag === "Restart") {
+            pending.splice(i, 1)
+            yield* Deferred.succeed(request.done, undefined)
+          }
+        }
+        if (pending.length > 0) return
+        yield* Deferred.await(signal)
+      }
+    }),
+    take: () => pending.shift(),
+    close: Effect.suspend(() => Effect.forEach(pending.splice(0), (request) => Deferred.interrupt(request.done)))
+  }
+}
+
+/** What the sessions need from the runner. */
+export interface Config<E, R> {
+  readonly name: string
+  /** Durable projections take the lock; folds run without one. */
+  readonly durable: boolean
+  readonly locks: ProjectionLock["Service"]
+  readonly mailbox: Mailbox
+  readonly setStatus: (status: Status) => Effect.Effect<void>
+  /** One processing run, from the checkpoint; never ends on its own. */
+  readonly processing: Effect.Effect<void, E, R>
+  /** Clears the checkpoint, dead letters, read model and counters (a rebuild). */
+  readonly reset: Effect.Effect<void, unknown, R>
+  /** The pause between retries after transient store errors; a fresh run after progress. */
+  readonly retrySchedule: Schedule.Schedule<unknown, EventStoreError>
+  /** Set by processing whenever it gets something done: a later outage starts a fresh backoff. */
+  readonly progress: { made: boolean }
+  /** Set while a `restart` can resume the runner (faulted, or waiting to retry). */
+  readonly resumable: { now: boolean }
+}
+
+const neverLost: Lease = { lost: Effect.never }
+
+/**
+ * One lock tenure: takes the lock, acts on the request that started it, processes until the
+ * lease is lost ("lost"), the processing ends ("ended", never for live subscriptions), or it
+ * fails (the session fails with it).
+ */
+const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
+  Effect.scoped(Effect.gen(function*() {
+    const { mailbox, name, setStatus } = config
+    yield* setStatus({ _tag: "Standby" })
+    const lease = config.durable ? yield* config.locks.acquire(name) : neverLost
+    let request = first
+    while (true) {
+      // Before the request completes: once `rebuild` returns, `Live` means the new run's.
+      yield* setStatus({ _tag: "CatchingUp" })
+      if (request !== undefined) {
+        if (request._tag === "Rebuild") {
+          const exit = yield* Effect.exit(config.reset)
+          yield* Deferred.done(request.done, exit)
+          if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
+        } else {
+          yield* Deferred.succeed(request.done, undefined)
+        }
+        request = undefined
+      }
+      // In the session's scope, so closing it stops processing (and saves the checkpoint)
+      // before the lock's finalizer releases the lock to the next runner.
+      const fiber = yield* Effect.forkScoped(config.processing)
+      const winner = yield* Effect.raceAll([
+        Effect.map(Fiber.await(fiber), (exit) => ({ _tag: "Exited" as const, exit })),
+        Effect.as(lease.lost, { _tag: "Lost" as const }),
+        Effect.as(mailbox.rebuildAsked, { _tag: "Rebuild" as const })
+      ])
+      yield* Fiber.interrupt(fiber)
+      switch (winner._tag) {
+        case "Exited": {
+          if (Exit.isSuccess(winner.exit)) return "ended" as const
+          const failed = Cause.findErrorOption(winner.exit.cause)
+          if (failed._tag === "None" || !(failed.value instanceof CheckpointMoved)) {
+            return yield* Effect.failCause(winner.exit.cause)
+          }
+          // Another runner processed past us while we believed we held the lock: the batch
+          // was not saved (nor, if transactional, committed); resume from its checkpoint.
+          yield* Effect.logWarning(`eventcore: projection ${name}: ${failed.value.message}; reloading it`)
+          break
+        }
+        case "Lost":
+          return "lost" as const
+        case "Rebuild":
+          request = mailbox.take()
+      }
+    }
+  }))
+
+/**
+ * The runner's main loop: sessions one after another. A lost lock starts a new session (wait
+ * for the lock again); a transient store error pauses under the retry schedule (status
+ * `Retrying`) and starts a new one, from the checkpoint; anything else faults the runner until
+ * `restart` or `rebuild`.
+ */
+export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, never, R> =>
+  Effect.gen(function*() {
+    const { mailbox, name, setStatus } = config
+    let pending: Request | undefined
+    let backoff:
+      | ((now: number, input: EventStoreError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>)
+      | undefined
+    let attempt = 0
+    /**
+     * Publishes the status, then waits until the pause is over or a request arrives (a
+     * `restart` ends the pause). Resumable before the status says so: whoever sees it can
+     * restart.
+     */
+    const pause = (status: Status, wait: Effect.Effect<void>) =>
+      Effect.gen(function*() {
+        config.resumable.now = true
+        yield* setStatus(status)
+        yield* Effect.raceFirst(wait, mailbox.arrived).pipe(
+          Effect.ensuring(Effect.sync(() => config.resumable.now = false))
+        )
+        return mailbox.take()
+      })
+    while (true) {
+      config.progress.made = false
+      const exit = yield* Effect.exit(session(config, pending))
+      pending = undefined
+      if (config.progress.made) {
+        backoff = undefined
+        attempt = 0
+      }
+      if (Exit.isSuccess(exit)) {
+        if (exit.value === "ended") return
+        yield* Effect.logWarning(`eventcore: projection ${name} lost its lock; waiting to take it again`)
+        continue
+      }
+      if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
+      const transient = transientStoreError(exit.cause)
+      if (transient !== undefined) {
+        backoff ??= yield* Schedule.toStep(config.retrySchedule)
+        const step = yield* Effect.exit(backoff(yield* Clock.currentTimeMillis, transient))
+        if (Exit.isSuccess(step)) {
+          const delay = step.value[1]
+          attempt++
+          yield* Effect.logWarning(
+            `eventcore: projection ${name}: ${transient.message}; retry ${attempt} in ${Duration.format(delay)}`
+          )
+          pending = yield* pause(
+            { _tag: "Retrying", message: transient.message, error: transient, attempt, delay },
+            Effect.sleep(delay)
+          )
+          continue
+        }
+        if (!Pull.isDoneCause(step.cause)) {
+          yield* Effect.logError(`eventcore: projection ${name}: its retry schedule failed`, step.cause)
+        }
+        // the schedule gave up: fault with the store error
+      }
+      const failed = Cause.findErrorOption(exit.cause)
+      const described = failed._tag === "Some" && failed.value instanceof EventFailed
+        ? { message: failed.value.message, error: failed.value.error, event: failed.value.event }
+        : { ...describe(exit.cause), event: undefined }
+      yield* Effect.logError(`eventcore: projection ${name} faulted: ${described.message}`)
+      backoff = undefined
+      attempt = 0
+      pending = yield* pause({ _tag: "Faulted", ...described }, Effect.never)
+    }
+  }).pipe(Effect.ensuring(config.mailbox.close))
