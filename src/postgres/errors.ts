@@ -26,12 +26,15 @@ const detailOf = (error: SqlError): string | undefined => {
 const contentionStates = new Set(["40P01", "40001", "55P03", "23505"])
 
 /**
- * Server states that mean the session is gone or going: the backend was terminated
- * (57P01..57P03), or the connection failed (class 08).
+ * Server states that mean the session is gone, going, or could not be had for now: the backend
+ * was terminated (57P01..57P03), the connection failed (class 08), or the server is out of
+ * resources such as connection slots (class 53, "too many clients"). All may pass on a retry.
  */
 const isConnectionLoss = (error: SqlError, state: string | undefined): boolean =>
   error.reason._tag === "ConnectionError" ||
-  (state !== undefined && (state.startsWith("08") || state === "57P01" || state === "57P02" || state === "57P03"))
+  (state !== undefined &&
+    (state.startsWith("08") || state.startsWith("53") || state === "57P01" || state === "57P02" ||
+      state === "57P03"))
 
 const decodeMismatches = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Array(VersionMismatch)))
 
