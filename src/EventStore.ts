@@ -255,7 +255,9 @@ export const validateAppend = (request: AppendRequest): InvalidInput | undefined
       }
     }
   }
-  // Boundaries and requests are small; linear scans beat building sets here.
+  // Boundaries are small: a linear scan beats building a set. Batches can be large: past a few
+  // events, duplicate ids are found with a set rather than by comparing every pair.
+  const ids = events.length > 8 ? new Set<string>() : undefined
   for (let i = 0; i < events.length; i++) {
     const event = events[i] as EventToAppend
     if (!streams.some((s) => s.streamId === event.streamId)) {
@@ -264,11 +266,10 @@ export const validateAppend = (request: AppendRequest): InvalidInput | undefined
         `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
       )
     }
-    for (let j = 0; j < i; j++) {
-      if ((events[j] as EventToAppend).eventId === event.eventId) {
-        return invalid(["events", i, "eventId"], `event id ${event.eventId} appears twice in the request`)
-      }
-    }
+    const duplicate = ids === undefined
+      ? events.slice(0, i).some((e) => e.eventId === event.eventId)
+      : ids.size === ids.add(event.eventId).size
+    if (duplicate) return invalid(["events", i, "eventId"], `event id ${event.eventId} appears twice in the request`)
   }
   return undefined
 }
