@@ -47,6 +47,6 @@ export const writeSection = (
   const next = start === -1 ? -1 : current.indexOf("\n## ", start + heading.length)
   const updated = start === -1
     ? `${current.trimEnd()}\n\n${section}`
-    : `${current.slice(0, start)}${section}${next === -1 ? "" : current.slice(next + 1)}`
+    : `${current.slice(0, start)}${section}${next === -1 ? "" : `\n${current.slice(next + 1)}`}`
   writeFileSync(file, updated)
 }

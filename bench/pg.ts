@@ -264,7 +264,9 @@ const main = Effect.gen(function*() {
   writeSection("PostgreSQL", results, `npm run bench:pg (${seconds} s per measurement)`, [
     "Durable commits (fsync and synchronous_commit on). Each baseline is pgbench running the store's own SQL " +
     "against the same schema in the same run; \"% of baseline\" is our throughput over pgbench's. " +
-    "Node and PostgreSQL share the machine's cores."
+    "Node and PostgreSQL share the machine's cores. pgbench keeps values only from one-row results, so its read " +
+    "of a boundary folds the rows into one (every column rendered as text and shipped, as our read makes the " +
+    "server do) beside the versions it passes to the append."
   ])
 })
 
