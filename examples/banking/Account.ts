@@ -31,19 +31,25 @@ export interface Account {
 
 export const closed: Account = { open: false, balance: 0 }
 
-/** The pure fold of one account's history. */
-export const evolve = (account: Account, event: AccountEvent): Account => {
+/** How much an event moves its account's balance. */
+export const balanceDelta = (event: AccountEvent): number => {
   switch (event._tag) {
     case "AccountOpened":
-      return { open: true, balance: account.balance }
+      return 0
     case "MoneyDeposited":
     case "TransferReceived":
-      return { ...account, balance: account.balance + event.amount }
+      return event.amount
     case "MoneyWithdrawn":
     case "TransferSent":
-      return { ...account, balance: account.balance - event.amount }
+      return -event.amount
   }
 }
+
+/** The pure fold of one account's history. */
+export const evolve = (account: Account, event: AccountEvent): Account =>
+  event._tag === "AccountOpened"
+    ? { open: true, balance: account.balance }
+    : { ...account, balance: account.balance + balanceDelta(event) }
 
 const mustBeOpen = (account: Account, id: StreamId.StreamId) =>
   account.open

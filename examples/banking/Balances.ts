@@ -5,7 +5,7 @@
  */
 import { Effect, Stream, SubscriptionRef } from "effect"
 import { Position, Subscription } from "eventcore"
-import { type AccountEvent, AccountEvents } from "./Account.ts"
+import { type AccountEvent, AccountEvents, balanceDelta } from "./Account.ts"
 
 export interface Balances {
   readonly balances: ReadonlyMap<string, number>
@@ -13,19 +13,6 @@ export interface Balances {
 }
 
 export const empty: Balances = { balances: new Map(), position: Position.initial }
-
-const delta = (event: AccountEvent): number => {
-  switch (event._tag) {
-    case "AccountOpened":
-      return 0
-    case "MoneyDeposited":
-    case "TransferReceived":
-      return event.amount
-    case "MoneyWithdrawn":
-    case "TransferSent":
-      return -event.amount
-  }
-}
 
 /** Applies one event in place: the map is owned by the read model's single fiber. */
 export const apply = (
@@ -35,7 +22,7 @@ export const apply = (
   position: Position.Position
 ): Balances => {
   const balances = model.balances as Map<string, number>
-  balances.set(streamId, (balances.get(streamId) ?? 0) + delta(event))
+  balances.set(streamId, (balances.get(streamId) ?? 0) + balanceDelta(event))
   return { balances, position }
 }
 

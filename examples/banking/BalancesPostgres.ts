@@ -7,21 +7,8 @@ import { DateTime, Effect, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { Position, ProjectionRunner } from "eventcore"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
-import { type AccountEvent, AccountEvents } from "./Account.ts"
+import { AccountEvents, balanceDelta } from "./Account.ts"
 import type { Balances } from "./Balances.ts"
-
-const delta = (event: AccountEvent): number => {
-  switch (event._tag) {
-    case "AccountOpened":
-      return 0
-    case "MoneyDeposited":
-    case "TransferReceived":
-      return event.amount
-    case "MoneyWithdrawn":
-    case "TransferSent":
-      return -event.amount
-  }
-}
 
 /** Creates the read-model tables (idempotent). */
 export const createTables = (schema: string) =>
@@ -45,7 +32,7 @@ export const projection = (schema: string) =>
         yield* sql.unsafe(
           `insert into ${schema}.banking_balances (account, balance) values ($1, $2)
            on conflict (account) do update set balance = banking_balances.balance + excluded.balance`,
-          [stored.streamId, delta(event)]
+          [stored.streamId, balanceDelta(event)]
         )
         yield* sql.unsafe(
           `insert into ${schema}.banking_history (event_id, account, position, type, amount, recorded_at)
@@ -55,7 +42,7 @@ export const projection = (schema: string) =>
             stored.streamId,
             stored.position,
             stored.type,
-            delta(event),
+            balanceDelta(event),
             DateTime.toDateUtc(stored.recordedAt)
           ]
         )

@@ -4,7 +4,7 @@
  */
 import { Clock, Console, Effect, Random, Result } from "effect"
 import { CommandExecutor, EventStore, type Position, StreamId } from "eventcore"
-import { Deposit, OpenAccount, Transfer } from "./Account.ts"
+import { AccountEvents, balanceDelta, Deposit, OpenAccount, Transfer } from "./Account.ts"
 import * as Balances from "./Balances.ts"
 
 export interface Settings {
@@ -89,16 +89,14 @@ export const run = <E = never, R = never>(settings: Settings, startReadModel?: E
     const elapsed = Math.max(1, (yield* Clock.currentTimeMillis) - started)
 
     const reads = yield* EventStore.EventStore.use((store) => store.readStreams(ids))
-    const totalAfter = reads.reduce((sum, read) =>
-      sum + read.events.reduce((s, e) => {
-        const payload = e.payload as { readonly amount?: number }
-        const amount = payload.amount ?? 0
-        return s + (e.type === "MoneyDeposited" || e.type === "TransferReceived"
-          ? amount
-          : e.type === "AccountOpened"
-          ? 0
-          : -amount)
-      }, 0), 0)
+    let totalAfter = 0
+    for (const read of reads) {
+      for (const stored of read.events) {
+        const decoded = AccountEvents.decode(stored)
+        if (Result.isFailure(decoded)) return yield* decoded.failure
+        totalAfter += balanceDelta(decoded.success)
+      }
+    }
     yield* readModel.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
     const model = yield* readModel.current
     // A persistent read model holds earlier runs' accounts too: count this run's.

@@ -6,7 +6,7 @@ import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Random, Result, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { CommandExecutor, EventStore, StreamId, Subscription } from "eventcore"
-import { AccountEvents, Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
+import { AccountEvents, balanceDelta, Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
 import { appendTo, namespace, raw, stream } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
 
@@ -20,17 +20,7 @@ const balanceOf = (read: EventStore.StreamRead) =>
   read.events.reduce((sum, stored) => {
     const decoded = AccountEvents.decode(stored)
     if (Result.isFailure(decoded)) throw decoded.failure
-    const event = decoded.success
-    switch (event._tag) {
-      case "MoneyDeposited":
-      case "TransferReceived":
-        return sum + event.amount
-      case "MoneyWithdrawn":
-      case "TransferSent":
-        return sum - event.amount
-      case "AccountOpened":
-        return sum
-    }
+    return sum + balanceDelta(decoded.success)
   }, 0)
 
 layer(Live, { excludeTestServices: true, timeout: "120 seconds" })("banking on PostgreSQL", (it) => {

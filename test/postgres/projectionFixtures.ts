@@ -6,7 +6,7 @@
  */
 import { Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { type AccountEvent, AccountEvents } from "../../examples/banking/Account.ts"
+import { AccountEvents, balanceDelta } from "../../examples/banking/Account.ts"
 import * as EventId from "../../src/EventId.ts"
 import * as EventStore from "../../src/EventStore.ts"
 import * as Position from "../../src/Position.ts"
@@ -16,19 +16,6 @@ import * as StreamId from "../../src/StreamId.ts"
 import { raw } from "./fixtures.ts"
 
 const metadata = { correlationId: "seed", causationId: "seed", custom: {} }
-
-export const delta = (event: AccountEvent): number => {
-  switch (event._tag) {
-    case "AccountOpened":
-      return 0
-    case "MoneyDeposited":
-    case "TransferReceived":
-      return event.amount
-    case "MoneyWithdrawn":
-    case "TransferSent":
-      return -event.amount
-  }
-}
 
 /**
  * The position of the last committed event. Tests wait for runners to reach this rather than
@@ -77,7 +64,7 @@ export const replay = Effect.map(
     for (const stored of events) {
       const decoded = AccountEvents.decode(stored)
       if (decoded._tag === "Success") {
-        balances.set(stored.streamId, (balances.get(stored.streamId) ?? 0) + delta(decoded.success))
+        balances.set(stored.streamId, (balances.get(stored.streamId) ?? 0) + balanceDelta(decoded.success))
       }
     }
     return { balances, count: events.length }
@@ -118,7 +105,7 @@ export const transactionalBalances = (
           `insert into ${schema}.rm_balances (account, balance, events) values ($1, $2, 1)
            on conflict (account) do update set balance = rm_balances.balance + excluded.balance,
              events = rm_balances.events + 1`,
-          [stored.streamId, delta(event)]
+          [stored.streamId, balanceDelta(event)]
         )
       }),
     reset: Effect.gen(function*() {
@@ -144,7 +131,7 @@ export const idempotentHistory = (schema: string, options?: { readonly pauseMill
           yield* sql.unsafe(
             `insert into ${schema}.rm_history (event_id, account, amount) values ($1, $2, $3)
              on conflict (event_id) do nothing`,
-            [stored.eventId, stored.streamId, delta(event)]
+            [stored.eventId, stored.streamId, balanceDelta(event)]
           )
         }),
       reset: Effect.asVoid(sql.unsafe(`truncate ${schema}.rm_history, ${schema}.rm_deliveries`))
