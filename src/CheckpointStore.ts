@@ -16,6 +16,12 @@ import { Position } from "./Position.ts"
  * new holder of a lock this runner lost without noticing yet) or a rebuild reset it. Nothing
  * was saved; the runner reloads the checkpoint and goes on from there.
  *
+ * @example
+ * ```ts
+ * import { CheckpointStore, Position } from "eventcore"
+ *
+ * new CheckpointStore.CheckpointMoved({ name: "balances", expected: Position.make(3, 7) })
+ * ```
  * @since 0.1.0
  */
 export class CheckpointMoved extends Schema.TaggedError<CheckpointMoved>()("CheckpointMoved", {
@@ -75,6 +81,15 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
 /**
  * Loads a checkpoint through the current store.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CheckpointStore } from "eventcore"
+ * import { MemoryCheckpointStore } from "eventcore/memory"
+ *
+ * const position = CheckpointStore.load("balances").pipe(Effect.provide(MemoryCheckpointStore.layer))
+ * Effect.runSync(position) // undefined: nothing saved yet
+ * ```
  * @since 0.1.0
  */
 export const load = (name: string): Effect.Effect<Position | undefined, EventStoreError, CheckpointStore> =>
@@ -83,6 +98,12 @@ export const load = (name: string): Effect.Effect<Position | undefined, EventSto
 /**
  * Saves a checkpoint through the current store.
  *
+ * @example
+ * ```ts
+ * import { CheckpointStore, Position } from "eventcore"
+ *
+ * const saved = CheckpointStore.save("balances", Position.make(3, 7))
+ * ```
  * @since 0.1.0
  */
 export const save = (name: string, position: Position): Effect.Effect<void, EventStoreError, CheckpointStore> =>
@@ -91,6 +112,12 @@ export const save = (name: string, position: Position): Effect.Effect<void, Even
 /**
  * Resets a checkpoint through the current store.
  *
+ * @example
+ * ```ts
+ * import { CheckpointStore } from "eventcore"
+ *
+ * const forgotten = CheckpointStore.reset("balances") // the next run starts from the projection's start
+ * ```
  * @since 0.1.0
  */
 export const reset = (name: string): Effect.Effect<void, EventStoreError, CheckpointStore> =>

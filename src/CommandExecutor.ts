@@ -27,6 +27,13 @@ import type { StreamId } from "./StreamId.ts"
  * The default retry policy for concurrency conflicts, as in EventCore: 5 attempts in all,
  * exponential from 10 ms ×2 with ±20% jitter, each delay capped at 1 second.
  *
+ * @example
+ * ```ts
+ * import { CommandExecutor } from "eventcore"
+ *
+ * // The same backoff for transient store errors (off by default).
+ * const Executor = CommandExecutor.layer({ transientRetry: CommandExecutor.defaultRetry })
+ * ```
  * @since 0.1.0
  */
 export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("10 millis", 2).pipe(
@@ -100,6 +107,19 @@ export type ExecuteError =
 /**
  * The executor service.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Command, CommandExecutor } from "eventcore"
+ *
+ * declare const Deposit: Command.Any // a command of your domain
+ *
+ * const program = Effect.gen(function*() {
+ *   const executor = yield* CommandExecutor.CommandExecutor
+ *   const result = yield* executor.execute(Deposit, { account: "acc-1", amount: 10 })
+ *   return result.position
+ * })
+ * ```
  * @since 0.1.0
  */
 export class CommandExecutor extends Context.Service<CommandExecutor, {
@@ -151,6 +171,14 @@ const retryAfterFirstFailure = <A, E, R>(
 /**
  * Builds an executor on the given store.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const executor = CommandExecutor.make({ retry: Schedule.recurs(3) }).pipe(Effect.provide(MemoryEventStore.layer))
+ * ```
  * @since 0.1.0
  */
 export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"], never, EventStore.EventStore> =>

@@ -55,6 +55,14 @@ export class DeadLetterStore extends Context.Service<DeadLetterStore, {
 /**
  * The dead letters recorded for a projection.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DeadLetterStore } from "eventcore"
+ *
+ * const report = Effect.flatMap(DeadLetterStore.list("balances"), (letters) =>
+ *   Effect.forEach(letters, (l) => Effect.log(`${l.streamId}@${l.streamVersion} (${l.type}): ${l.error}`)))
+ * ```
  * @since 0.1.0
  */
 export const list = (projection?: string): Effect.Effect<ReadonlyArray<DeadLetter>, EventStoreError, DeadLetterStore> =>

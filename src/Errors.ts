@@ -74,6 +74,13 @@ export class BusinessRuleViolation extends Schema.TaggedError<BusinessRuleViolat
 /**
  * One stream whose version differed from the version a command read.
  *
+ * @example
+ * ```ts
+ * import { ConcurrencyConflict, type VersionMismatch } from "eventcore"
+ *
+ * const mismatch: VersionMismatch = { streamId: "account-1", expected: 3, actual: 4 }
+ * new ConcurrencyConflict({ conflicts: [mismatch] })
+ * ```
  * @since 0.1.0
  */
 export const VersionMismatch = Schema.Struct({

@@ -137,6 +137,12 @@ export type ReadError = EventStoreError
  * Global reads only ever return events of committed transactions, in an order no later commit
  * can insert into: a reader that continues after a page's `next` never misses an event.
  *
+ * @example
+ * ```ts
+ * import { EventStore, Position } from "eventcore"
+ *
+ * const firstPage = EventStore.EventStore.use((store) => store.readPage({ after: Position.initial, limit: 100 }))
+ * ```
  * @since 0.1.0
  */
 export class EventStore extends Context.Service<EventStore, {
@@ -167,6 +173,12 @@ export class EventStore extends Context.Service<EventStore, {
 /**
  * The default page size of global reads.
  *
+ * @example
+ * ```ts
+ * import { EventStore } from "eventcore"
+ *
+ * const everything = EventStore.readAll({ pageSize: EventStore.defaultPageSize * 10 })
+ * ```
  * @since 0.1.0
  */
 export const defaultPageSize = 1_000
@@ -235,6 +247,16 @@ export const append = (
  * boundary, and no event id appears twice. Stores call it before touching anything, so a bad
  * request writes nothing and fails the same way on every backend.
  *
+ * @example
+ * ```ts
+ * import { EventStore, StreamId } from "eventcore"
+ *
+ * const account = StreamId.makeUnsafe("account-1")
+ * EventStore.validateAppend({
+ *   streams: [{ streamId: account, expected: 0 }, { streamId: account, expected: 1 }],
+ *   events: []
+ * }) // InvalidInput: stream "account-1" appears twice in the boundary
+ * ```
  * @since 0.1.0
  */
 export const validateAppend = (request: AppendRequest): InvalidInput | undefined => {
@@ -278,6 +300,13 @@ export const validateAppend = (request: AppendRequest): InvalidInput | undefined
  * Whether a stored event matches a filter. Stores that filter in memory use this, so every
  * backend means the same thing by a filter.
  *
+ * @example
+ * ```ts
+ * import { EventStore, type StoredEvent } from "eventcore"
+ *
+ * const deposits = (events: ReadonlyArray<StoredEvent.StoredEvent>) =>
+ *   events.filter((event) => EventStore.matches({ streamPrefix: "account-", eventTypes: ["Deposited"] }, event))
+ * ```
  * @since 0.1.0
  */
 export const matches = (filter: EventFilter | undefined, event: StoredEvent): boolean => {

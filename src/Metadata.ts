@@ -58,6 +58,13 @@ export interface Input {
 /**
  * Completes caller-supplied metadata with defaults.
  *
+ * @example
+ * ```ts
+ * import { Metadata } from "eventcore"
+ *
+ * Metadata.fromInput({ userId: "alice" }, "exec-1")
+ * // { correlationId: "exec-1", causationId: "exec-1", custom: {}, userId: "alice" }
+ * ```
  * @since 0.1.0
  */
 export const fromInput = (input: Input | undefined, executionId: string): Metadata => {

@@ -65,6 +65,12 @@ export const make = (transaction: bigint | number, sequence: bigint | number): P
 /**
  * The position before every event: reading after it reads everything.
  *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * Position.isAfter(Position.make(1, 1), Position.initial) // true
+ * ```
  * @since 0.1.0
  */
 export const initial: Position = make(0, 0)
@@ -72,6 +78,12 @@ export const initial: Position = make(0, 0)
 /**
  * The transaction part of a position. For store implementations.
  *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * Position.transaction(Position.make(12n, 40n)) // 12n
+ * ```
  * @since 0.1.0
  */
 export const transaction = (position: Position): bigint => BigInt(position.slice(0, width))
@@ -79,6 +91,12 @@ export const transaction = (position: Position): bigint => BigInt(position.slice
 /**
  * The sequence part of a position. For store implementations.
  *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * Position.sequence(Position.make(12n, 40n)) // 40n
+ * ```
  * @since 0.1.0
  */
 export const sequence = (position: Position): bigint => BigInt(position.slice(width + 1))
@@ -99,6 +117,12 @@ export const Order: Ord.Order<Position> = (a, b) => a < b ? -1 : a > b ? 1 : 0
 /**
  * Whether `self` comes after `that` in the global order.
  *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * Position.isAfter(Position.make(2, 3), Position.make(1, 5)) // true
+ * ```
  * @since 0.1.0
  */
 export const isAfter = (self: Position, that: Position): boolean => self > that

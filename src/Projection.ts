@@ -42,6 +42,19 @@ export type FailurePolicy =
 /**
  * Stop at the first failing event (the default).
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Event, Projection } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Audit = Projection.make({
+ *   name: "audit",
+ *   events: Event.catalog(Deposited),
+ *   handle: (event) => Effect.log(`deposit of ${event.amount}`),
+ *   onFailure: Projection.failFast
+ * })
+ * ```
  * @since 0.1.0
  */
 export const failFast: FailurePolicy = { _tag: "Fail" }
@@ -49,6 +62,19 @@ export const failFast: FailurePolicy = { _tag: "Fail" }
 /**
  * Record a failing event as a dead letter and go on.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Event, Projection } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Audit = Projection.make({
+ *   name: "audit",
+ *   events: Event.catalog(Deposited),
+ *   handle: (event) => event.amount < 0 ? Effect.fail("negative deposit") : Effect.log(`deposit of ${event.amount}`),
+ *   onFailure: Projection.skip // failing events end up in DeadLetterStore.list("audit")
+ * })
+ * ```
  * @since 0.1.0
  */
 export const skip: FailurePolicy = { _tag: "Skip" }
@@ -86,6 +112,13 @@ export interface CheckpointPolicy {
 /**
  * Every 1,000 events or every second.
  *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { Projection } from "eventcore"
+ *
+ * const checkpoint = { ...Projection.defaultCheckpointPolicy, every: Duration.seconds(5) } // for Projection.make
+ * ```
  * @since 0.1.0
  */
 export const defaultCheckpointPolicy: CheckpointPolicy = { everyEvents: 1_000, every: Duration.seconds(1) }

@@ -46,6 +46,13 @@ export class ProjectionLock extends Context.Service<ProjectionLock, {
  * An in-process lock: one semaphore per name. Enough when every runner lives in one process
  * (tests, the memory store, a single-instance deployment).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ProjectionLock } from "eventcore"
+ *
+ * const locks = Effect.runSync(ProjectionLock.makeMemory)
+ * ```
  * @since 0.1.0
  */
 export const makeMemory: Effect.Effect<ProjectionLock["Service"]> = Effect.sync(() => {
@@ -66,6 +73,19 @@ export const makeMemory: Effect.Effect<ProjectionLock["Service"]> = Effect.sync(
 /**
  * A layer providing the in-process lock.
  *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { ProjectionLock } from "eventcore"
+ * import { PostgresCheckpointStore, PostgresDeadLetterStore } from "eventcore/postgres"
+ *
+ * // A single-instance deployment: checkpoints and dead letters in PostgreSQL, the lock in process.
+ * const Projections = Layer.mergeAll(
+ *   PostgresCheckpointStore.layer(),
+ *   PostgresDeadLetterStore.layer(),
+ *   ProjectionLock.layerMemory
+ * )
+ * ```
  * @since 0.1.0
  */
 export const layerMemory: Layer.Layer<ProjectionLock> = Layer.effect(ProjectionLock, makeMemory)

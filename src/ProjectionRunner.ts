@@ -169,6 +169,14 @@ export interface Options {
  * Retries after transient store errors: exponential from 100 ms (×2), at most 5 s apart,
  * forever.
  *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { ProjectionRunner } from "eventcore"
+ *
+ * // Fault after 10 retries of one outage instead of retrying forever.
+ * const options: ProjectionRunner.Options = { retry: ProjectionRunner.defaultRetry.pipe(Schedule.upTo({ times: 10 })) }
+ * ```
  * @since 0.1.0
  */
 export const defaultRetry: Schedule.Schedule<unknown, EventStoreError> = Schedule.min([
@@ -179,6 +187,15 @@ export const defaultRetry: Schedule.Schedule<unknown, EventStoreError> = Schedul
 /**
  * Renders a failure for a person: the error's message, or the pretty cause.
  *
+ * @example
+ * ```ts
+ * import { Cause } from "effect"
+ * import { EventStoreError, ProjectionRunner } from "eventcore"
+ *
+ * const error = new EventStoreError({ operation: "readPage", transient: true, cause: "timeout" })
+ * ProjectionRunner.describe(Cause.fail(error))
+ * // { message: "EventStoreError: Event store readPage failed (transient): timeout", error: EventStoreError }
+ * ```
  * @since 0.1.0
  */
 export const describe: (cause: Cause.Cause<unknown>) => { readonly message: string; readonly error: unknown } =
@@ -373,9 +390,23 @@ export const start = <E extends Event.Tagged, S, Err, R>(
   })
 
 /**
- * Runs a projection until the scope closes, as a layer: for applications that wire read
- * models at startup.
+ * Starts a projection and never completes: for a fiber or a program whose job is to run one
+ * read model until interrupted. The runner stops (checkpoint saved) when the scope closes.
  *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Schema } from "effect"
+ * import { Event, Projection, ProjectionRunner } from "eventcore"
+ * import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Total = Projection.fold({
+ *   name: "total", events: Event.catalog(Deposited), initial: 0, apply: (n, e) => n + e.amount
+ * })
+ * const Live = Layer.mergeAll(MemoryEventStore.layer, MemoryProjections.layer)
+ *
+ * const main = ProjectionRunner.run(Total).pipe(Effect.scoped, Effect.provide(Live))
+ * ```
  * @since 0.1.0
  */
 export const run = <E extends Event.Tagged, S, Err, R>(
@@ -387,7 +418,20 @@ export const run = <E extends Event.Tagged, S, Err, R>(
   Scope.Scope | EventStore.EventStore | CheckpointStore | DeadLetterStore | ProjectionLock | R
 > => Effect.andThen(start(projection, options), Effect.never)
 
-/** The runner's `Ref`s in one record, for tests and dashboards. */
+/**
+ * The runner's `Ref`s in one record, for tests and dashboards.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ProjectionRunner } from "eventcore"
+ *
+ * const report = <S>(runner: ProjectionRunner.Runner<S>) =>
+ *   Effect.flatMap(ProjectionRunner.snapshot(runner), ({ metrics, status }) =>
+ *     Effect.log(`${runner.name}: ${status._tag}, ${metrics.processed} events`))
+ * ```
+ * @since 0.1.0
+ */
 export const snapshot = <S>(runner: Runner<S>) =>
   Effect.all({
     status: SubscriptionRef.get(runner.status),

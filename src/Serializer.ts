@@ -143,6 +143,13 @@ export const Serializer: Context.Reference<Serializer> = Context.Reference<Seria
  * Serializes the payload of event `index` of an append, as an `InvalidInput` naming the event
  * and the place in its payload when the serializer refuses it. For store implementations.
  *
+ * @example
+ * ```ts
+ * import { Serializer } from "eventcore"
+ *
+ * Serializer.serializePayload(Serializer.json, { amount: Number.NaN }, 0, "Deposited")
+ * // Failure: InvalidInput, "Invalid payload of event 0 (Deposited) for the json serializer at "amount": ..."
+ * ```
  * @since 0.1.0
  */
 export const serializePayload = (

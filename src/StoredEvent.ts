@@ -44,6 +44,12 @@ export interface StoredEvent {
  * read. Events are immutable, so the memo is never stale; the cell holds the last catalog's
  * result only, which is all a fold needs.
  *
+ * @example
+ * ```ts
+ * import { StoredEvent } from "eventcore"
+ *
+ * const keepsIdentity = (event: StoredEvent.StoredEvent) => StoredEvent.DecodeMemo in event
+ * ```
  * @since 0.1.0
  */
 export const DecodeMemo: unique symbol = Symbol.for("eventcore/StoredEvent/DecodeMemo")
@@ -61,6 +67,13 @@ export interface Memo {
 /**
  * Attaches an empty memo cell to a stored event, for stores that keep event identity.
  *
+ * @example
+ * ```ts
+ * import { StoredEvent } from "eventcore"
+ *
+ * // In a store that keeps its events in memory, before keeping one:
+ * const keep = (event: StoredEvent.StoredEvent) => Object.freeze(StoredEvent.withMemo(event))
+ * ```
  * @since 0.1.0
  */
 export const withMemo = <A extends StoredEvent>(event: A): A => {
@@ -71,6 +84,12 @@ export const withMemo = <A extends StoredEvent>(event: A): A => {
 /**
  * The memo cell of a stored event, when its store attached one.
  *
+ * @example
+ * ```ts
+ * import { StoredEvent } from "eventcore"
+ *
+ * const lastDecoded = (event: StoredEvent.StoredEvent) => StoredEvent.memoOf(event)?.result // undefined: no memo
+ * ```
  * @since 0.1.0
  */
 export const memoOf = (event: StoredEvent): Memo | undefined => (event as { readonly [DecodeMemo]?: Memo })[DecodeMemo]

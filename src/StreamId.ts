@@ -7,7 +7,17 @@
 import { Cause, Effect, type Exit, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 
-/** The longest stream id, in code points. */
+/**
+ * The longest stream id, in code points.
+ *
+ * @example
+ * ```ts
+ * import { StreamId } from "eventcore"
+ *
+ * const tooLong = StreamId.make("x".repeat(StreamId.maxLength + 1)) // fails with InvalidInput
+ * ```
+ * @since 0.1.0
+ */
 export const maxLength = 255
 
 // oxlint-disable-next-line no-control-regex

@@ -221,6 +221,15 @@ export interface Decoded<E> {
  * The filter a catalog reader uses: the given filter, limited to the catalog's event types
  * unless it names types itself.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event, Subscription } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * Subscription.catalogFilter(Event.catalog(Deposited), { streamPrefix: "account-" })
+ * // { streamPrefix: "account-", eventTypes: ["Deposited"] }
+ * ```
  * @since 0.1.0
  */
 export const catalogFilter = (

@@ -42,6 +42,14 @@ export const make: Effect.Effect<CheckpointStore["Service"]> = Effect.sync(() =>
 /**
  * A layer providing a fresh in-memory `CheckpointStore`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CheckpointStore, Position } from "eventcore"
+ * import { MemoryCheckpointStore } from "eventcore/memory"
+ *
+ * const saved = CheckpointStore.save("balances", Position.make(1, 1)).pipe(Effect.provide(MemoryCheckpointStore.layer))
+ * ```
  * @since 0.1.0
  */
 export const layer: Layer.Layer<CheckpointStore> = Layer.effect(CheckpointStore, make)

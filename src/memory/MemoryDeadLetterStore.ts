@@ -9,6 +9,13 @@ import { type DeadLetter, DeadLetterStore } from "../DeadLetterStore.ts"
 /**
  * Builds a fresh, empty dead-letter store.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryDeadLetterStore } from "eventcore/memory"
+ *
+ * const store = Effect.runSync(MemoryDeadLetterStore.make)
+ * ```
  * @since 0.1.0
  */
 export const make: Effect.Effect<DeadLetterStore["Service"]> = Effect.sync(() => {
@@ -32,6 +39,14 @@ export const make: Effect.Effect<DeadLetterStore["Service"]> = Effect.sync(() =>
 /**
  * A layer providing a fresh in-memory `DeadLetterStore`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DeadLetterStore } from "eventcore"
+ * import { MemoryDeadLetterStore } from "eventcore/memory"
+ *
+ * const none = Effect.runSync(DeadLetterStore.list().pipe(Effect.provide(MemoryDeadLetterStore.layer))) // []
+ * ```
  * @since 0.1.0
  */
 export const layer: Layer.Layer<DeadLetterStore> = Layer.effect(DeadLetterStore, make)

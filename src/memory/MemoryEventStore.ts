@@ -210,7 +210,7 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Serializer.
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Layer } from "effect"
  * import { CommandExecutor } from "eventcore"
  * import { MemoryEventStore } from "eventcore/memory"
  *

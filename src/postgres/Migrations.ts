@@ -17,6 +17,12 @@ import { appendFunction } from "./appendFunction.ts"
 /**
  * The schema used when none is configured.
  *
+ * @example
+ * ```ts
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * const program = Migrations.run({ schema: Migrations.defaultSchema }) // the same as Migrations.run()
+ * ```
  * @since 0.1.0
  */
 export const defaultSchema = "eventcore"
@@ -44,6 +50,14 @@ export const SchemaName = Schema.String.check(
 /**
  * Parses a schema name, failing with `InvalidInput`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * Effect.runSync(Migrations.parseSchemaName("billing_events")) // "billing_events"
+ * Migrations.parseSchemaName("Billing") // fails with InvalidInput: uppercase letters are not allowed
+ * ```
  * @since 0.1.0
  */
 export const parseSchemaName = (name: string): Effect.Effect<string, InvalidInput> =>
@@ -129,6 +143,13 @@ const deadLetters: Migration = {
 /**
  * Every migration, in version order. New versions are appended, never edited.
  *
+ * @example
+ * ```ts
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * Migrations.all.map((m) => `${m.version} ${m.name}`)
+ * // ["1 create_streams_events_checkpoints", "2 create_dead_letters"]
+ * ```
  * @since 0.1.0
  */
 export const all: ReadonlyArray<Migration> = [initial, deadLetters]

@@ -27,6 +27,16 @@ export interface Options {
 /**
  * Builds the checkpoint store on the `SqlClient` in context.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PostgresCheckpointStore } from "eventcore/postgres"
+ *
+ * const program = Effect.gen(function*() {
+ *   const checkpoints = yield* PostgresCheckpointStore.make({ schema: "billing" }) // needs a SqlClient
+ *   return yield* checkpoints.load("balances")
+ * })
+ * ```
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options?: Options) {

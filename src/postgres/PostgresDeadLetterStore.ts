@@ -37,6 +37,16 @@ interface Row {
  * Builds the dead-letter store on the `SqlClient` in context (its table comes with the
  * store's migrations).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PostgresDeadLetterStore } from "eventcore/postgres"
+ *
+ * const program = Effect.gen(function*() {
+ *   const deadLetters = yield* PostgresDeadLetterStore.make({ schema: "billing" }) // needs a SqlClient
+ *   return yield* deadLetters.list("balances")
+ * })
+ * ```
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(
@@ -96,6 +106,12 @@ export const make = Effect.fnUntraced(function*(
 /**
  * The PostgreSQL dead-letter store as a layer.
  *
+ * @example
+ * ```ts
+ * import { PostgresDeadLetterStore } from "eventcore/postgres"
+ *
+ * const DeadLetters = PostgresDeadLetterStore.layer({ schema: "eventcore" }) // needs a SqlClient
+ * ```
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<DeadLetterStore, InvalidInput | SqlError, SqlClient.SqlClient> =>

@@ -52,6 +52,13 @@ export interface Options {
  * millisecond or two; polling only bounds the delay when a notification is lost or an
  * unrelated long transaction holds the visibility horizon back.
  *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * Duration.toMillis(PostgresEventStore.defaultPollInterval) // 250
+ * ```
  * @since 0.1.0
  */
 export const defaultPollInterval: Duration.Duration = Duration.millis(250)
@@ -139,6 +146,17 @@ const maxPosition = (a: Position.Position, b: Position.Position) => Position.isA
 /**
  * Builds the store on an existing `PgClient`. Prefer `layer`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * // Needs a PgClient and a Scope (the store's LISTEN connection lives in it).
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const store = yield* PostgresEventStore.make({ schema: "billing", migrate: false })
+ *   return yield* store.head
+ * }))
+ * ```
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options?: Options) {

@@ -72,6 +72,17 @@ const within = <A, E>(effect: Effect.Effect<A, E>, timeout: Duration.Duration) =
 /**
  * Builds the lock on the `SqlClient` in context.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PostgresProjectionLock } from "eventcore/postgres"
+ *
+ * const exclusive = Effect.scoped(Effect.gen(function*() {
+ *   const locks = yield* PostgresProjectionLock.make({ pollInterval: "1 second" }) // needs a SqlClient
+ *   const lease = yield* locks.acquire("balances") // held until the scope closes
+ *   yield* Effect.raceFirst(Effect.log("working").pipe(Effect.forever), lease.lost)
+ * }))
+ * ```
  * @since 0.1.0
  */
 export const make = Effect.fnUntraced(function*(options?: Options) {
@@ -159,6 +170,13 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
 /**
  * The PostgreSQL projection lock as a layer.
  *
+ * @example
+ * ```ts
+ * import { PostgresProjectionLock } from "eventcore/postgres"
+ *
+ * // Needs a SqlClient.
+ * const Lock = PostgresProjectionLock.layer({ heartbeat: "2 seconds", heartbeatTimeout: "10 seconds" })
+ * ```
  * @since 0.1.0
  */
 export const layer = (options?: Options): Layer.Layer<ProjectionLock, InvalidInput, SqlClient.SqlClient> =>

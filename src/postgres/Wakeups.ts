@@ -7,7 +7,7 @@
  * the store calls `appended` after a commit, and a single fiber sends `pg_notify` on its own
  * connection. Appends that land while a NOTIFY is in flight coalesce into the next one.
  *
- * @since 0.1.0
+ * @internal
  */
 import type { PgClient } from "@effect/sql-pg"
 import { Deferred, Duration, Effect, Queue, Schedule, type Scope } from "effect"

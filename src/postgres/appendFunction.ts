@@ -15,7 +15,7 @@
  * two streams share a lock. Keys are deduplicated (exclusive wins) and taken in ascending
  * order, so two appends can never wait on each other in a cycle.
  *
- * @since 0.1.0
+ * @internal
  */
 
 /**

@@ -1,7 +1,7 @@
 /**
  * How database failures become the store's typed errors.
  *
- * @since 0.1.0
+ * @internal
  */
 import { Schema } from "effect"
 import type { SqlError } from "effect/sql/SqlError"

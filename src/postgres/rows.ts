@@ -8,7 +8,7 @@
  * `EventDecodeError` naming the row, rather than handing the core a value that lies about its
  * type or skipping the event.
  *
- * @since 0.1.0
+ * @internal
  */
 import { DateTime, Result, type Schema } from "effect"
 import { EventDecodeError, EventStoreError } from "../Errors.ts"

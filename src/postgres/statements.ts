@@ -3,7 +3,7 @@
  * fragments; every user value travels as a bind parameter. Kept apart from the store so the
  * benchmarks' pgbench baseline can run exactly the same statements.
  *
- * @since 0.1.0
+ * @internal
  */
 import { eventColumns } from "./rows.ts"
 

@@ -33,6 +33,13 @@ const control = /[\u0000-\u001f\u007f-\u009f]/g
 /**
  * Stream ids in the usual `category-id` shape: `account-3f`, `order-17`, …
  *
+ * @example
+ * ```ts
+ * import * as fc from "fast-check"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * fc.assert(fc.property(Arbitraries.categoryStreamId, (id) => /^[a-z]+-/.test(id)))
+ * ```
  * @since 0.1.0
  */
 export const categoryStreamId: fc.Arbitrary<StreamId.StreamId> = fc
@@ -46,6 +53,13 @@ export const categoryStreamId: fc.Arbitrary<StreamId.StreamId> = fc
  * Any valid stream id: `category-id` shapes, arbitrary Unicode (1–255 code points, trimmed, no
  * control characters) and the longest allowed. Every value is already a `StreamId`.
  *
+ * @example
+ * ```ts
+ * import * as fc from "fast-check"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * fc.assert(fc.property(Arbitraries.streamId, (id) => id === id.trim()))
+ * ```
  * @since 0.1.0
  */
 export const streamId: fc.Arbitrary<StreamId.StreamId> = fc.oneof(
@@ -84,6 +98,13 @@ const controlCharacter = fc.oneof(
  * Invalid stream ids with the reason: empty or whitespace only, longer than 255 code points
  * (after trimming), or containing a control character (inside, not at an end trimming removes).
  *
+ * @example
+ * ```ts
+ * import * as fc from "fast-check"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * fc.assert(fc.property(Arbitraries.invalidStreamIdCase, (c) => c.reason !== "empty" || c.value.trim() === ""))
+ * ```
  * @since 0.1.0
  */
 export const invalidStreamIdCase: fc.Arbitrary<InvalidStreamId> = fc.oneof(
@@ -100,6 +121,15 @@ export const invalidStreamIdCase: fc.Arbitrary<InvalidStreamId> = fc.oneof(
 /**
  * Invalid stream ids (see `invalidStreamIdCase`).
  *
+ * @example
+ * ```ts
+ * import { Effect, Exit } from "effect"
+ * import * as fc from "fast-check"
+ * import { StreamId } from "eventcore"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * fc.assert(fc.property(Arbitraries.invalidStreamId, (id) => Exit.isFailure(Effect.runSyncExit(StreamId.make(id)))))
+ * ```
  * @since 0.1.0
  */
 export const invalidStreamId: fc.Arbitrary<string> = invalidStreamIdCase.map((c) => c.value)
@@ -149,6 +179,17 @@ export const event = <E extends Event.Tagged>(
 /**
  * A fast-check arbitrary of event histories: lists of events of a catalog.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import * as fc from "fast-check"
+ * import { Event } from "eventcore"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const histories = Arbitraries.events(Event.catalog(Deposited), { maxLength: 5 })
+ * fc.assert(fc.property(histories, (history) => history.every((event) => event._tag === "Deposited")))
+ * ```
  * @since 0.1.0
  */
 export const events = <E extends Event.Tagged>(
@@ -161,6 +202,16 @@ export const events = <E extends Event.Tagged>(
  * Effect's own `Arbitrary` of valid stream ids (1–255 characters, trimmed, no control
  * characters), for `it.effect.prop`.
  *
+ * @example
+ * ```ts
+ * import { it } from "@effect/vitest"
+ * import { Effect } from "effect"
+ * import { StreamId } from "eventcore"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * it.effect.prop("stream ids parse", [Arbitraries.streamIdArbitrary], ([id]) =>
+ *   Effect.map(StreamId.make(id), (parsed) => parsed === id))
+ * ```
  * @since 0.1.0
  */
 export const streamIdArbitrary: Arbitrary.Arbitrary<StreamId.StreamId> = Arbitrary.schema(

@@ -32,6 +32,13 @@ import * as EventStore from "../EventStore.ts"
 export type Operation = "readStreams" | "append" | "readPage" | "head" | "awaitAppend"
 
 /**
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const calls = Effect.map(ChaosStore.stats, (stats) => ChaosStore.operations.map((op) => `${op}: ${stats[op].calls}`))
+ * ```
  * @since 0.1.0
  */
 export const operations: ReadonlyArray<Operation> = ["readStreams", "append", "readPage", "head", "awaitAppend"]
@@ -98,6 +105,18 @@ export type Stats = { readonly [K in Operation]: OperationStats }
 /**
  * Inspects and resets a chaos store's counters.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const conflictsSoFar = Effect.gen(function*() {
+ *   const chaos = yield* ChaosStore.ChaosStore
+ *   const stats = yield* chaos.stats
+ *   yield* chaos.reset
+ *   return ChaosStore.total(stats, "conflicts")
+ * })
+ * ```
  * @since 0.1.0
  */
 export class ChaosStore extends Context.Service<ChaosStore, {
@@ -109,6 +128,15 @@ export class ChaosStore extends Context.Service<ChaosStore, {
  * When true for a fiber, the chaos store passes its calls straight through (and counts
  * nothing). Set it with `calm`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore } from "eventcore"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // What `ChaosStore.calm` does:
+ * const head = EventStore.EventStore.use((store) => store.head).pipe(Effect.provideService(ChaosStore.Calm, true))
+ * ```
  * @since 0.1.0
  */
 export const Calm: Context.Reference<boolean> = Context.Reference<boolean>("eventcore/testing/ChaosStore/Calm", {
@@ -133,6 +161,13 @@ export const calm = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, 
 /**
  * The counters of the current chaos store.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const injectedConflicts = Effect.map(ChaosStore.stats, (stats) => stats.append.conflicts)
+ * ```
  * @since 0.1.0
  */
 export const stats: Effect.Effect<Stats, never, ChaosStore> = ChaosStore.use((chaos) => chaos.stats)
@@ -140,6 +175,15 @@ export const stats: Effect.Effect<Stats, never, ChaosStore> = ChaosStore.use((ch
 /**
  * Resets the counters of the current chaos store.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // Counts only the calls of `test`, not those of the setup before it.
+ * const measured = <A, E, R>(test: Effect.Effect<A, E, R>) =>
+ *   ChaosStore.reset.pipe(Effect.andThen(test), Effect.andThen(ChaosStore.stats))
+ * ```
  * @since 0.1.0
  */
 export const reset: Effect.Effect<void, never, ChaosStore> = ChaosStore.use((chaos) => chaos.reset)
@@ -206,6 +250,15 @@ const injectedConflict = (request: EventStore.AppendRequest): ConcurrencyConflic
 /**
  * Builds a chaotic store around `underlying`, and its controller.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const underlying = Effect.runSync(MemoryEventStore.make)
+ * const { chaos, store } = ChaosStore.make(underlying, { seed: 1, faults: { transient: 0.1 } })
+ * ```
  * @since 0.1.0
  */
 export const make = (underlying: EventStore.EventStore["Service"], options?: Options): {

@@ -50,6 +50,17 @@ import * as StreamId from "../StreamId.ts"
 /**
  * A scenario's expectation did not hold. `expected` and `actual` are what was compared.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Scenario } from "eventcore/testing"
+ *
+ * // A check of your own that fails like the built-in ones.
+ * const expectVersion = (actual: number, expected: number) =>
+ *   actual === expected
+ *     ? Effect.void
+ *     : Effect.fail(new Scenario.ScenarioFailed({ message: "wrong version", expected, actual }))
+ * ```
  * @since 0.1.0
  */
 export class ScenarioFailed extends Schema.TaggedError<ScenarioFailed>()("ScenarioFailed", {

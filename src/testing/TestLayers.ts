@@ -27,6 +27,12 @@ import * as ChaosStore from "./ChaosStore.ts"
 /**
  * The default seed of the deterministic layers.
  *
+ * @example
+ * ```ts
+ * import { TestLayers } from "eventcore/testing"
+ *
+ * const Test = TestLayers.memory({ seed: TestLayers.defaultSeed }) // the same as TestLayers.memory()
+ * ```
  * @since 0.1.0
  */
 export const defaultSeed = "eventcore"
@@ -35,6 +41,14 @@ export const defaultSeed = "eventcore"
  * The default conflict retry of the deterministic layers: up to 100 retries, none of them
  * sleeping, so tests never wait on the `TestClock`.
  *
+ * @example
+ * ```ts
+ * import { CommandExecutor } from "eventcore"
+ * import { TestLayers } from "eventcore/testing"
+ *
+ * // An executor whose conflict retries never wait on the TestClock, for a store layer of your own.
+ * const Executor = CommandExecutor.layer({ retry: TestLayers.defaultRetry })
+ * ```
  * @since 0.1.0
  */
 export const defaultRetry: Schedule.Schedule<unknown, ConcurrencyConflict> = Schedule.recurs(100)
@@ -62,6 +76,13 @@ export const random = (seed: string | number = defaultSeed): Layer.Layer<never> 
  * A layer providing a fresh `TestClock` (time starts at `startTime`, default 0; it moves only
  * when the test adjusts it).
  *
+ * @example
+ * ```ts
+ * import { Clock, Effect } from "effect"
+ * import { TestLayers } from "eventcore/testing"
+ *
+ * const now = Clock.currentTimeMillis.pipe(Effect.provide(TestLayers.clock(1_700_000_000_000))) // 1_700_000_000_000
+ * ```
  * @since 0.1.0
  */
 export const clock = (startTime?: number): Layer.Layer<TestClock.TestClock> =>
