@@ -257,10 +257,11 @@ export const layer = (config?: Config): Layer.Layer<CommandExecutor, never, Even
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
- * import { CommandExecutor } from "eventcore"
+ * import { type Command, CommandExecutor } from "eventcore"
  *
- * // const result = yield* CommandExecutor.execute(Transfer, { from: "acc-1", to: "acc-2", amount: 10 })
+ * declare const Transfer: Command.Any // a command of your domain
+ *
+ * const program = CommandExecutor.execute(Transfer, { from: "acc-1", to: "acc-2", amount: 10 })
  * ```
  * @since 0.1.0
  */

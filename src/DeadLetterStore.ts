@@ -37,7 +37,6 @@ export interface DeadLetter {
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
  * import { DeadLetterStore } from "eventcore"
  *
  * const poison = DeadLetterStore.list("balances")

@@ -13,11 +13,9 @@ const PathSegment = Schema.Union([Schema.String, Schema.Number])
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
  * import { StreamId } from "eventcore"
  *
- * // fails with InvalidInput { subject: "stream id", path: [], issue: "..." }
- * const program = StreamId.make("   ")
+ * const blank = StreamId.make("   ") // fails with InvalidInput { subject: "stream id", path: [], issue: "..." }
  * ```
  * @since 0.1.0
  */
@@ -106,9 +104,13 @@ export type VersionMismatch = typeof VersionMismatch.Type
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { CommandExecutor } from "eventcore"
+ * import { type Command, CommandExecutor } from "eventcore"
  *
- * // program.pipe(Effect.catchTag("ConcurrencyConflict", (e) => Effect.log(e.message)))
+ * declare const Transfer: Command.Any // a command of your domain
+ *
+ * const program = CommandExecutor.execute(Transfer, { from: "acc-1", to: "acc-2", amount: 10 }).pipe(
+ *   Effect.catchTag("ConcurrencyConflict", (e) => Effect.log(e.message)) // retries were exhausted
+ * )
  * ```
  * @since 0.1.0
  */

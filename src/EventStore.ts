@@ -189,7 +189,7 @@ export const defaultPageSize = 1_000
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
+ * import { Stream } from "effect"
  * import { EventStore } from "eventcore"
  *
  * const deposits = EventStore.readAll({ filter: { eventTypes: ["MoneyDeposited"] } }).pipe(Stream.runCollect)
@@ -230,9 +230,16 @@ export const readStream = (streamId: StreamId): Effect.Effect<StreamRead, EventS
  *
  * @example
  * ```ts
- * import { EventStore } from "eventcore"
+ * import { Effect } from "effect"
+ * import { EventId, EventStore, StreamId } from "eventcore"
  *
- * // EventStore.append({ streams: [{ streamId, expected: 0 }], events: [event] })
+ * const streamId = StreamId.makeUnsafe("account-1")
+ * const metadata = { correlationId: "req-1", causationId: "req-1", custom: {} }
+ * const opened = Effect.flatMap(EventId.make, (eventId) =>
+ *   EventStore.append({
+ *     streams: [{ streamId, expected: 0 }], // the stream must still be empty
+ *     events: [{ streamId, eventId, type: "AccountOpened", schemaVersion: 1, payload: { owner: "ann" }, metadata }]
+ *   }))
  * ```
  * @since 0.1.0
  */

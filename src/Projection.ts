@@ -241,8 +241,8 @@ export const make = <E extends Event.Tagged, Err = never, R = never>(
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
- * import { Event, Projection } from "eventcore"
+ * import { Effect, Schema, SubscriptionRef } from "effect"
+ * import { Event, Projection, ProjectionRunner } from "eventcore"
  *
  * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
  *
@@ -252,7 +252,9 @@ export const make = <E extends Event.Tagged, Err = never, R = never>(
  *   initial: 0,
  *   apply: (total, event) => total + event.amount
  * })
- * // const runner = yield* ProjectionRunner.start(Total); SubscriptionRef.get(runner.state)
+ * const current = Effect.scoped(
+ *   Effect.flatMap(ProjectionRunner.start(Total), (runner) => SubscriptionRef.get(runner.state))
+ * )
  * ```
  * @since 0.1.0
  */

@@ -29,11 +29,12 @@ export interface Lease {
  * import { Effect } from "effect"
  * import { ProjectionLock } from "eventcore"
  *
- * const exclusive = Effect.scoped(Effect.gen(function*() {
- *   const locks = yield* ProjectionLock.ProjectionLock
- *   const lease = yield* locks.acquire("balances") // waits while another runner holds it
- *   // ... work, racing lease.lost
- * }))
+ * const exclusive = <A, E, R>(work: Effect.Effect<A, E, R>) =>
+ *   Effect.scoped(Effect.gen(function*() {
+ *     const locks = yield* ProjectionLock.ProjectionLock
+ *     const lease = yield* locks.acquire("balances") // waits while another runner holds it
+ *     yield* Effect.raceFirst(work, lease.lost) // stops working if the lock is lost
+ *   }))
  * ```
  * @since 0.1.0
  */

@@ -207,16 +207,23 @@ export const describe: (cause: Cause.Cause<unknown>) => { readonly message: stri
  *
  * @example
  * ```ts
- * import { Effect, Layer, SubscriptionRef } from "effect"
- * import { Projection, ProjectionRunner } from "eventcore"
+ * import { Effect, Layer, Schema, SubscriptionRef } from "effect"
+ * import { Event, Projection, ProjectionRunner } from "eventcore"
  * import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
  *
- * // const Total = Projection.fold({ name: "total", events: Deposits, initial: 0, apply: (n, e) => n + e.amount })
- * // const program = Effect.scoped(Effect.gen(function*() {
- * //   const runner = yield* ProjectionRunner.start(Total)
- * //   yield* runner.awaitStatus("Live")
- * //   return yield* SubscriptionRef.get(runner.state)
- * // })).pipe(Effect.provide(Layer.mergeAll(MemoryEventStore.layer, MemoryProjections.layer)))
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Total = Projection.fold({
+ *   name: "total",
+ *   events: Event.catalog(Deposited),
+ *   initial: 0,
+ *   apply: (total, event) => total + event.amount
+ * })
+ *
+ * const total = Effect.scoped(Effect.gen(function*() {
+ *   const runner = yield* ProjectionRunner.start(Total)
+ *   yield* runner.awaitStatus("Live")
+ *   return yield* SubscriptionRef.get(runner.state)
+ * })).pipe(Effect.provide(Layer.mergeAll(MemoryEventStore.layer, MemoryProjections.layer)))
  * ```
  * @since 0.1.0
  */

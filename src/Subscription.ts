@@ -46,7 +46,7 @@ const resolveFrom = (store: EventStore.EventStore["Service"], from: From) =>
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
+ * import { Stream } from "effect"
  * import { Subscription } from "eventcore"
  *
  * const firstTen = Subscription.stream({ from: "start", filter: { streamPrefix: "account-" } }).pipe(
@@ -183,10 +183,14 @@ export const withSignals = (
  *
  * @example
  * ```ts
- * import { Stream } from "effect"
- * import { Subscription } from "eventcore"
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Event, Subscription } from "eventcore"
  *
- * // Subscription.events(AccountEvents, { from: "start" }).pipe(Stream.runForEach(({ event }) => ...))
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const program = Subscription.events(Event.catalog(Deposited), { from: "start" }).pipe(
+ *   Stream.runForEach(({ event, stored }) => Effect.log(`${stored.streamId}: +${event.amount}`))
+ * )
  * ```
  * @since 0.1.0
  */
@@ -244,12 +248,16 @@ export const catalogFilter = (
  *
  * @example
  * ```ts
- * import { Effect, Stream } from "effect"
- * import { Subscription } from "eventcore"
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Event, Subscription } from "eventcore"
  *
- * // Subscription.eventsWithSignals(AccountEvents, { from: "start" }).pipe(
- * //   Stream.runForEach((item) => item._tag === "CaughtUp" ? Effect.log("live") : apply(item.event.event))
- * // )
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const program = Subscription.eventsWithSignals(Event.catalog(Deposited), { from: "start" }).pipe(
+ *   Stream.runForEach((item) =>
+ *     item._tag === "CaughtUp" ? Effect.log("live") : Effect.log(`+${item.event.event.amount}`)
+ *   )
+ * )
  * ```
  * @since 0.1.0
  */

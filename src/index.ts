@@ -3,7 +3,15 @@
  *
  * @example
  * ```ts
- * import { Command, CommandExecutor, Event, EventStore, StreamId, Subscription } from "eventcore"
+ * import { Effect, Layer } from "effect"
+ * import { type Command, CommandExecutor } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * declare const Transfer: Command.Any // a command of your domain (see `Command.make`)
+ *
+ * const program = CommandExecutor.execute(Transfer, { from: "alice", to: "bob", amount: 10 }).pipe(
+ *   Effect.provide(CommandExecutor.layer().pipe(Layer.provide(MemoryEventStore.layer)))
+ * )
  * ```
  * @since 0.1.0
  */

@@ -32,20 +32,23 @@ import * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { Effect, Schema } from "effect"
  * import { SqlClient } from "effect/sql"
- * import { ProjectionRunner } from "eventcore"
+ * import { Event, ProjectionRunner } from "eventcore"
  * import { PostgresProjection } from "eventcore/postgres"
  *
- * // const Balances = PostgresProjection.transactional({
- * //   name: "balances",
- * //   events: AccountEvents,
- * //   handle: (event, stored) => Effect.flatMap(SqlClient.SqlClient, (sql) =>
- * //     sql`insert into balances (account, balance) values (${stored.streamId}, ${delta(event)})
- * //         on conflict (account) do update set balance = balances.balance + excluded.balance`),
- * //   reset: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`truncate balances`)
- * // })
- * // yield* ProjectionRunner.start(yield* Balances)
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const Balances = PostgresProjection.transactional({
+ *   name: "balances",
+ *   events: Event.catalog(Deposited),
+ *   handle: (event, stored) =>
+ *     Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ *       sql`insert into balances (account, balance) values (${stored.streamId}, ${event.amount})
+ *           on conflict (account) do update set balance = balances.balance + excluded.balance`),
+ *   reset: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`truncate balances`)
+ * })
+ * const running = Effect.flatMap(Balances, (projection) => ProjectionRunner.start(projection))
  * ```
  * @since 0.1.0
  */
@@ -90,10 +93,14 @@ export interface Options {
  *
  * @example
  * ```ts
- * import { Layer } from "effect"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Layer, Redacted } from "effect"
  * import { PostgresEventStore, PostgresProjection } from "eventcore/postgres"
  *
- * // const Live = Layer.mergeAll(PostgresEventStore.layer(), PostgresProjection.layer()).pipe(Layer.provideMerge(PgClientLive))
+ * const PgClientLive = PgClient.layer({ url: Redacted.make("postgres://postgres@localhost:5432/app") })
+ * const Live = Layer.mergeAll(PostgresEventStore.layer(), PostgresProjection.layer()).pipe(
+ *   Layer.provideMerge(PgClientLive)
+ * )
  * ```
  * @since 0.1.0
  */

@@ -140,9 +140,15 @@ export const invalidStreamId: fc.Arbitrary<string> = invalidStreamIdCase.map((c)
  *
  * @example
  * ```ts
+ * import { assert, it } from "@effect/vitest"
+ * import { Effect, Schema } from "effect"
+ * import { Event } from "eventcore"
  * import { Arbitraries } from "eventcore/testing"
  *
- * // it.effect.prop("round-trips", [Arbitraries.eventArbitrary(AccountEvents)], ([event]) => ...)
+ * const AccountEvents = Event.catalog(Schema.TaggedStruct("Deposited", { amount: Schema.Number }))
+ *
+ * it.effect.prop("every event encodes", [Arbitraries.eventArbitrary(AccountEvents)], ([event]) =>
+ *   Effect.sync(() => assert.strictEqual(AccountEvents.encode(event)._tag, "Success")))
  * ```
  * @since 0.1.0
  */
@@ -157,9 +163,13 @@ export const eventArbitrary = <E extends Event.Tagged>(catalog: Event.Catalog<E>
  * @example
  * ```ts
  * import * as fc from "fast-check"
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
  * import { Arbitraries } from "eventcore/testing"
  *
- * // fc.assert(fc.property(Arbitraries.event(AccountEvents), (e) => AccountEvents.encode(e)._tag === "Success"))
+ * const AccountEvents = Event.catalog(Schema.TaggedStruct("Deposited", { amount: Schema.Number }))
+ *
+ * fc.assert(fc.property(Arbitraries.event(AccountEvents), (event) => AccountEvents.encode(event)._tag === "Success"))
  * ```
  * @since 0.1.0
  */

@@ -16,7 +16,7 @@
  *   .pipe(Layer.provide(MemoryEventStore.layer))
  * const Live = CommandExecutor.layer().pipe(Layer.provideMerge(Chaotic))
  *
- * // after a run: const stats = yield* ChaosStore.stats
+ * const injected = Effect.map(ChaosStore.stats, (stats) => ChaosStore.total(stats, "conflicts")) // after a run
  * ```
  * @since 0.1.0
  */
@@ -148,10 +148,10 @@ export const Calm: Context.Reference<boolean> = Context.Reference<boolean>("even
  *
  * @example
  * ```ts
- * import { Effect } from "effect"
+ * import { EventStore, StreamId } from "eventcore"
  * import { ChaosStore } from "eventcore/testing"
  *
- * // yield* ChaosStore.calm(Scenario.given(...))
+ * const history = ChaosStore.calm(EventStore.readStream(StreamId.makeUnsafe("acc-1"))) // no injected faults
  * ```
  * @since 0.1.0
  */
@@ -193,9 +193,10 @@ export const reset: Effect.Effect<void, never, ChaosStore> = ChaosStore.use((cha
  *
  * @example
  * ```ts
+ * import { Effect } from "effect"
  * import { ChaosStore } from "eventcore/testing"
  *
- * // ChaosStore.total(stats, "conflicts")
+ * const failures = Effect.map(ChaosStore.stats, (stats) => ChaosStore.total(stats, "failures"))
  * ```
  * @since 0.1.0
  */

@@ -4,8 +4,13 @@
  *
  * ```ts
  * // test/my-store.test.ts
+ * import type { Layer } from "effect"
+ * import type { EventStore } from "eventcore"
  * import { EventStoreContract } from "eventcore/testing"
- * EventStoreContract.suite("my store", MyStore.layer)
+ *
+ * declare const MyStoreLive: Layer.Layer<EventStore.EventStore> // your adapter's layer
+ *
+ * EventStoreContract.suite("my store", MyStoreLive)
  * ```
  *
  * Tests share one store, so each works in streams of its own (a random prefix) and filters

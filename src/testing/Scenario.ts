@@ -10,26 +10,26 @@
  * @example
  * ```ts
  * import { it } from "@effect/vitest"
- * import { Effect } from "effect"
+ * import { Effect, Schema } from "effect"
+ * import type { BusinessRuleViolation, Command } from "eventcore"
  * import { Scenario, TestLayers } from "eventcore/testing"
- * // Transfer, AccountOpened, MoneyDeposited, TransferSent, TransferReceived from your domain
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Number })
+ * type Input = { readonly from: string; readonly to: string; readonly amount: number }
+ * type Events = typeof Deposited.Type | typeof Withdrawn.Type
+ * // A command of your domain (see `Command.make`): moves money between two accounts.
+ * declare const Transfer: Command.Command<Input, Input, Events, unknown, "from" | "to", BusinessRuleViolation, never>
  *
  * it.effect("transfers", () =>
  *   Scenario.make(Transfer)
- *     .given({
- *       "acc-1": [AccountOpened.make({ owner: "ann" }), MoneyDeposited.make({ amount: 100 })],
- *       "acc-2": [AccountOpened.make({ owner: "bob" })]
- *     })
+ *     .given({ "acc-1": [Deposited.make({ amount: 100 })] })
  *     .when({ from: "acc-1", to: "acc-2", amount: 30 })
- *     .thenEvents({
- *       "acc-1": [TransferSent.make({ to: "acc-2", amount: 30 })],
- *       "acc-2": [TransferReceived.make({ from: "acc-1", amount: 30 })]
- *     })
+ *     .thenEvents({ "acc-1": [Withdrawn.make({ amount: 30 })], "acc-2": [Deposited.make({ amount: 30 })] })
  *     .pipe(Effect.provide(TestLayers.memory())))
  *
  * it.effect("refuses overdrafts", () =>
  *   Scenario.make(Transfer)
- *     .given({ "acc-1": [AccountOpened.make({ owner: "ann" })], "acc-2": [AccountOpened.make({ owner: "bob" })] })
  *     .when({ from: "acc-1", to: "acc-2", amount: 30 })
  *     .thenFails("BusinessRuleViolation", (e) => e.rule === "insufficient-funds")
  *     .pipe(Effect.provide(TestLayers.memory())))
@@ -82,9 +82,13 @@ export type EventsByStream<E> = { readonly [streamId: string]: ReadonlyArray<E> 
  *
  * @example
  * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
  * import { Scenario } from "eventcore/testing"
  *
- * // yield* Scenario.given(AccountEvents, { "acc-1": [AccountOpened.make({ owner: "ann" })] })
+ * const AccountOpened = Schema.TaggedStruct("AccountOpened", { owner: Schema.String })
+ *
+ * const setup = Scenario.given(Event.catalog(AccountOpened), { "acc-1": [AccountOpened.make({ owner: "ann" })] })
  * ```
  * @since 0.1.0
  */
@@ -199,9 +203,18 @@ const headOf = EventStore.EventStore.use((store) => store.head)
  *
  * @example
  * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
  * import { Scenario } from "eventcore/testing"
  *
- * // Scenario.make(Deposit).given({ "acc-1": [opened] }).when({ account: "acc-1", amount: 5 }).thenEvents({ "acc-1": [deposited] })
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * type Input = { readonly account: string; readonly amount: number }
+ * declare const Deposit: Command.Command<Input, Input, typeof Deposited.Type, number, "account", never, never>
+ *
+ * const deposits = Scenario.make(Deposit)
+ *   .given({ "acc-1": [Deposited.make({ amount: 10 })] })
+ *   .when({ account: "acc-1", amount: 5 })
+ *   .thenEvents({ "acc-1": [Deposited.make({ amount: 5 })] })
  * ```
  * @since 0.1.0
  */

@@ -4,14 +4,17 @@
  *
  * @example
  * ```ts
- * import { it } from "@effect/vitest"
+ * import { assert, it } from "@effect/vitest"
  * import { Effect } from "effect"
- * import { CommandExecutor } from "eventcore"
+ * import { type Command, CommandExecutor } from "eventcore"
  * import { TestLayers } from "eventcore/testing"
+ *
+ * declare const Deposit: Command.Any // a command of your domain
  *
  * it.effect("deposits", () =>
  *   Effect.gen(function*() {
- *     // yield* CommandExecutor.execute(Deposit, { account: "acc-1", amount: 10 })
+ *     const result = yield* CommandExecutor.execute(Deposit, { account: "acc-1", amount: 10 })
+ *     assert.strictEqual(result.events.length, 1)
  *   }).pipe(Effect.provide(TestLayers.memory({ seed: "deposits" }))))
  * ```
  * @since 0.1.0
