@@ -12,6 +12,7 @@ import type {
   DiscoveryLimitExceeded,
   EventDecodeError,
   EventStoreError,
+  TransactionAlreadyWritten,
   UndeclaredStream
 } from "./Errors.ts"
 import { InvalidInput } from "./Errors.ts"
@@ -19,6 +20,7 @@ import type * as Event from "./Event.ts"
 import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
 import * as Attempt from "./internal/Attempt.ts"
+import * as Fingerprint from "./internal/Fingerprint.ts"
 import * as Metadata from "./Metadata.ts"
 import type { Position } from "./Position.ts"
 import type { StreamId } from "./StreamId.ts"
@@ -50,9 +52,32 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 export interface Config {
   /** Retries after a `ConcurrencyConflict`; every retry re-reads and re-decides. */
   readonly retry?: Schedule.Schedule<unknown, ConcurrencyConflict> | undefined
-  /** Opt-in retries after a transient `EventStoreError` (connection loss, …). */
+  /**
+   * Opt-in retries after a transient `EventStoreError` (connection loss, …). A retry after an
+   * append whose acknowledgement was lost never applies the command twice: it re-reads, and
+   * if that append committed after all, returns its result.
+   */
   readonly transientRetry?: Schedule.Schedule<unknown, EventStoreError> | undefined
+  /**
+   * How long an idempotency key is remembered (`ExecuteOptions.idempotencyKey`). Default
+   * `defaultIdempotencyRetention`, 24 hours.
+   */
+  readonly idempotencyRetention?: Duration.Input | undefined
 }
+
+/**
+ * How long an idempotency key is remembered unless configured otherwise: 24 hours.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ *
+ * Duration.toHours(CommandExecutor.defaultIdempotencyRetention) // 24
+ * ```
+ * @since 0.2.0
+ */
+export const defaultIdempotencyRetention: Duration.Duration = Duration.hours(24)
 
 /**
  * Options for one execution.
@@ -64,6 +89,15 @@ export interface ExecuteOptions {
   readonly metadata?: Metadata.Input | undefined
   /** Overrides the executor's conflict retry policy for this execution. */
   readonly retry?: Schedule.Schedule<unknown, ConcurrencyConflict> | undefined
+  /**
+   * Makes the execution idempotent: while the key is remembered (`idempotencyRetention`), an
+   * execution with the same key — from this process or any other on the same store — writes
+   * nothing and returns the first one's result (`replayed: true`). The key is recorded
+   * atomically with the events, and only when the command succeeds: a refused command can be
+   * retried with the same key. A key names one request: reusing it with another command or
+   * input fails with `InvalidInput`.
+   */
+  readonly idempotencyKey?: string | undefined
 }
 
 /**
@@ -71,9 +105,7 @@ export interface ExecuteOptions {
  *
  * @since 0.1.0
  */
-export interface WrittenEvent extends EventStore.Committed {
-  readonly type: string
-}
+export interface WrittenEvent extends EventStore.Committed {}
 
 /**
  * What an execution wrote.
@@ -87,8 +119,16 @@ export interface ExecutionResult {
   readonly versions: ReadonlyArray<{ readonly streamId: StreamId; readonly version: number }>
   /** The position of the last event written; undefined when the command wrote nothing. */
   readonly position: Position | undefined
-  /** How many times the command ran (1 when no conflict was retried). */
+  /**
+   * How many times this execution ran the command (1 when no conflict was retried; 0 when
+   * its idempotency key replayed an earlier result without running it).
+   */
   readonly attempts: number
+  /**
+   * True when the idempotency key had already been used: nothing was written, and `events`,
+   * `versions` and `position` are what the first execution with the key wrote.
+   */
+  readonly replayed: boolean
 }
 
 /**
@@ -103,6 +143,7 @@ export type ExecuteError =
   | EventDecodeError
   | UndeclaredStream
   | DiscoveryLimitExceeded
+  | TransactionAlreadyWritten
 
 /**
  * The executor service.
@@ -186,9 +227,33 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
     // Schedules see only the errors their `while` admits, so widening their input is sound.
     const retry = (config?.retry ?? defaultRetry) as Schedule.Schedule<unknown, unknown>
     const transientRetry = config?.transientRetry as Schedule.Schedule<unknown, unknown> | undefined
+    const retention = Duration.toMillis(
+      Duration.fromInputUnsafe(config?.idempotencyRetention ?? defaultIdempotencyRetention)
+    )
     const environment = Clock.clockWith((clock) =>
       Random.Random.useSync((random): Attempt.Environment => ({ store, clock, random }))
     )
+
+    const toResult = (command: string, outcome: Attempt.Outcome, attempts: number): ExecutionResult => ({
+      command,
+      events: outcome.events,
+      versions: outcome.versions,
+      position: outcome.events[outcome.events.length - 1]?.position,
+      attempts,
+      replayed: outcome.replayed
+    })
+
+    /** The result recorded under the claim's key, if there is one and it is for this request. */
+    const recorded = (claim: EventStore.IdempotencyClaim) =>
+      Effect.flatMap(
+        store.readIdempotencyKey(claim.key, claim.notBefore),
+        (record): Effect.Effect<EventStore.AppendResult | undefined, InvalidInput> =>
+          record === undefined
+            ? Effect.succeed(undefined)
+            : record.fingerprint === claim.fingerprint
+            ? Effect.succeed(record.result)
+            : Effect.fail(EventStore.idempotencyKeyReused(claim.key))
+      )
 
     const execute = <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
       command: Command.Command<I, IE, E, S, Roles, Err, R>,
@@ -200,23 +265,44 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
         if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
         const input = parsed.value
         return Effect.flatMap(environment, (env) => {
-          const executionId = EventId.generate(env.clock.currentTimeMillisUnsafe(), env.random)
+          const now = env.clock.currentTimeMillisUnsafe()
+          const executionId = EventId.generate(now, env.random)
           const metadata = Metadata.fromInput(options?.metadata, executionId)
           const anyInput = command as unknown as Command.Command<I, unknown, E, S, Roles, Err, R>
+          const key = options?.idempotencyKey
+          const claim: EventStore.IdempotencyClaim | undefined = key === undefined ? undefined : {
+            key,
+            fingerprint: Fingerprint.ofCommand(command.name, rawInput),
+            notBefore: now - retention
+          }
+          const state: Attempt.Execution = { unsettled: [], idempotency: claim }
           let attempts = 0
           let once = Effect.suspend(() => {
             attempts++
-            return Attempt.run(anyInput, input, metadata, env)
+            return Attempt.run(anyInput, input, metadata, env, state)
           })
           if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-          return Effect.map(retryAfterFirstFailure(once, schedule, isConflict), (outcome): ExecutionResult => ({
-            command: command.name,
-            events: outcome.events,
-            versions: outcome.versions,
-            position: outcome.events[outcome.events.length - 1]?.position,
-            attempts
-          }))
+          const attempted = Effect.map(
+            retryAfterFirstFailure(once, schedule, isConflict),
+            (outcome) => toResult(command.name, outcome, attempts)
+          )
+          if (claim === undefined) return attempted
+          // With a key: an earlier execution's result wins, checked before running (so a
+          // retry is not refused on the state the first one changed) and again when this one
+          // fails (the first may have committed meanwhile, from another process).
+          const replayOr = <E2>(
+            otherwise: Effect.Effect<ExecutionResult, E2, R>
+          ): Effect.Effect<ExecutionResult, E2 | InvalidInput | EventStoreError, R> =>
+            Effect.flatMap(
+              recorded(claim),
+              (result) => result === undefined ? otherwise : Effect.succeed(toResult(command.name, result, attempts))
+            )
+          const unrecorded = (error: Err | Attempt.AttemptError) =>
+            Predicate.isTagged(error, "InvalidInput") || Predicate.isTagged(error, "TransactionAlreadyWritten")
+          return replayOr(
+            Effect.catchIf(attempted, (error) => !unrecorded(error), (error) => replayOr(Effect.fail(error)))
+          )
         })
       })
       return Effect.withSpan(execution, "CommandExecutor.execute", {

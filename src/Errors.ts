@@ -211,6 +211,41 @@ const describe = (cause: unknown): string => {
 }
 
 /**
+ * An append was refused because it ran inside a database transaction that had already
+ * written something (and so already held a transaction id). The events would be ordered by an
+ * id drawn before their streams were locked, and could land before an earlier commit of the
+ * same stream in the global order. Nothing was written; the caller's transaction is still
+ * usable. Execute the command before the transaction writes anything, or outside it — for a
+ * process manager reacting inside a transactional projection, see docs/projections.md.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Command, CommandExecutor } from "eventcore"
+ *
+ * declare const Deposit: Command.Any // a command of your domain
+ *
+ * const program = CommandExecutor.execute(Deposit, { account: "acc-1", amount: 10 }).pipe(
+ *   Effect.catchTag("TransactionAlreadyWritten", (e) => Effect.logError(e.message))
+ * )
+ * ```
+ * @since 0.2.0
+ */
+export class TransactionAlreadyWritten extends Schema.TaggedError<TransactionAlreadyWritten>()(
+  "TransactionAlreadyWritten",
+  {
+    /** The id the surrounding transaction already had. */
+    transactionId: Schema.String
+  }
+) {
+  override get message(): string {
+    return `Cannot append inside a database transaction that has already written (transaction ${this.transactionId}): ` +
+      "its id predates the locks on the command's streams, so its events could be ordered before earlier events of " +
+      "those streams. Execute the command before the transaction writes anything, or outside it. Nothing was written."
+  }
+}
+
+/**
  * A command kept discovering new streams past its limit of discovery rounds.
  *
  * @example

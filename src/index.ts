@@ -26,6 +26,7 @@ export {
   EventDecodeError,
   EventStoreError,
   InvalidInput,
+  TransactionAlreadyWritten,
   UndeclaredStream,
   VersionMismatch
 } from "./Errors.ts"

@@ -29,10 +29,23 @@ export interface Environment {
   readonly random: Random.Random
 }
 
+/** What the attempts of one execution learn from each other. */
+export interface Execution {
+  /**
+   * Appends of earlier attempts that failed with a transient error: they may have committed
+   * (the acknowledgement was lost) or may still commit (the request is still in flight).
+   */
+  readonly unsettled: Array<EventStore.AppendRequest>
+  /** The execution's idempotency key, carried by every append. */
+  readonly idempotency: EventStore.IdempotencyClaim | undefined
+}
+
 /** What an attempt produces when it commits (or decides to write nothing). */
 export interface Outcome {
-  readonly events: ReadonlyArray<EventStore.Committed & { readonly type: string }>
+  readonly events: ReadonlyArray<EventStore.Committed>
   readonly versions: ReadonlyArray<{ readonly streamId: StreamId; readonly version: number }>
+  /** An earlier execution with the same idempotency key already did this. */
+  readonly replayed: boolean
 }
 
 interface Entry<Roles extends string> {
@@ -80,6 +93,49 @@ const fold = <E extends Event.Tagged, S, Roles extends string>(
 }
 
 /**
+ * Whether an unsettled append committed, judged from streams read *after* its failure: its
+ * events are there (it committed: this is its outcome), or they are not (it had not committed
+ * when they were read, so it expected versions those reads have seen pass, or will fail
+ * against the versions this attempt expects; at most one of the two can commit).
+ */
+const settledOutcome = (
+  request: EventStore.AppendRequest,
+  reads: ReadonlyMap<StreamId, EventStore.StreamRead>
+): Outcome | undefined => {
+  const first = request.events[0]
+  if (first === undefined) return undefined
+  const stored = reads.get(first.streamId)?.events.find((e) => e.eventId === first.eventId)
+  if (stored === undefined) return undefined
+  const byId = new Map<string, EventStore.Committed>()
+  for (const { streamId } of request.streams) {
+    for (const event of reads.get(streamId)?.events ?? []) byId.set(event.eventId, event)
+  }
+  const events: Array<EventStore.Committed> = []
+  const written = new Map<StreamId, number>()
+  for (const event of request.events) {
+    const found = byId.get(event.eventId)
+    // An append is atomic: its events are all there or none is. Anything else is a broken store.
+    if (found === undefined) return undefined
+    events.push({
+      eventId: found.eventId,
+      streamId: found.streamId,
+      streamVersion: found.streamVersion,
+      position: found.position,
+      type: found.type
+    })
+    written.set(found.streamId, found.streamVersion)
+  }
+  return {
+    events,
+    versions: request.streams.map(({ expected, streamId }) => ({
+      streamId,
+      version: written.get(streamId) ?? (typeof expected === "number" ? expected : 0)
+    })),
+    replayed: false
+  }
+}
+
+/**
  * Runs one attempt. The caller counts attempts and retries; this only reads, decides and
  * appends, with an expected version for every stream it read.
  */
@@ -87,10 +143,16 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
   command: Command.Command<I, unknown, E, S, Roles, Err, R>,
   input: I,
   metadata: Metadata.Metadata,
-  env: Environment
+  env: Environment,
+  execution: Execution
 ): Effect.Effect<Outcome, Err | AttemptError, R> =>
   Effect.suspend(() => {
     const boundary: Boundary<Roles> = new Map()
+    // Kept only while an earlier attempt's append is unsettled, to look for its events.
+    const kept = execution.unsettled.length > 0 ? new Map<StreamId, EventStore.StreamRead>() : undefined
+    const keep = (reads: ReadonlyArray<EventStore.StreamRead>) => {
+      if (kept !== undefined) { for (const read of reads) kept.set(read.streamId, read) }
+    }
     const declared = command.streams(input)
     const entries: Array<Entry<Roles>> = []
     for (const role in declared) {
@@ -124,6 +186,7 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       }
       for (const entry of found) boundary.set(entry.streamId, entry)
       return Effect.flatMap(env.store.readStreams(idsOf(found)), (reads) => {
+        keep(reads)
         const next = fold(anyCommand, state, found, reads)
         return next instanceof EventDecodeError ? Effect.fail(next) : discover(next, round + 1)
       })
@@ -135,13 +198,66 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       append: (event) => ({ streamId, event })
     })
 
+    /** The outcome of an earlier attempt whose append committed after all, if one did. */
+    const settle = (): Effect.Effect<Outcome | undefined, EventStore.ReadError> => {
+      if (kept === undefined) return Effect.succeed(undefined)
+      const unread: Array<StreamId> = []
+      for (const request of execution.unsettled) {
+        for (const { streamId } of request.events) {
+          if (!kept.has(streamId) && !unread.includes(streamId)) unread.push(streamId)
+        }
+      }
+      const check = () => {
+        for (const request of execution.unsettled) {
+          const outcome = settledOutcome(request, kept)
+          if (outcome !== undefined) return outcome
+        }
+        return undefined
+      }
+      return unread.length === 0
+        ? Effect.sync(check)
+        : Effect.map(env.store.readStreams(unread), (reads) => {
+          keep(reads)
+          // Streams an unsettled append wrote that this attempt does not otherwise read: its
+          // append expects their versions too, so that if the unsettled one commits after
+          // all, this one conflicts instead of applying the command a second time.
+          for (const read of reads) {
+            if (!boundary.has(read.streamId)) fences.push({ streamId: read.streamId, expected: read.version })
+          }
+          return check()
+        })
+    }
+    const fences: Array<EventStore.StreamExpectation> = []
+
+    const appendWith = (decided: EventStore.AppendRequest): Effect.Effect<Outcome, AttemptError> => {
+      const request = fences.length === 0 ? decided : { ...decided, streams: [...decided.streams, ...fences] }
+      return env.store.append(request).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            // The outcome is unknown: a later attempt must find out before deciding again.
+            if (error._tag === "EventStoreError" && error.transient) execution.unsettled.push(request)
+          })
+        ),
+        Effect.map((appended): Outcome => appended)
+      )
+    }
+
     const decide = (state: S): Effect.Effect<Outcome, Err | AttemptError, R> => {
       const streams = {} as { [K in Roles]: Command.Handle<E> }
       for (const role in declared) streams[role] = handleOf(declared[role])
       return Effect.flatMap(
         command.handle({ input, state, streams, stream: handleOf }),
         (writes): Effect.Effect<Outcome, AttemptError> => {
-          if (writes.length === 0) return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary) })
+          if (writes.length === 0) {
+            if (execution.idempotency === undefined) {
+              return Effect.succeed<Outcome>({ events: [], versions: versionsOf(boundary), replayed: false })
+            }
+            // Nothing to write, but the key must be recorded, atomically with a check that the
+            // state this decision saw still holds.
+            const expectations: Array<EventStore.StreamExpectation> = []
+            for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
+            return appendWith({ streams: expectations, events: [], idempotency: execution.idempotency })
+          }
           const events: Array<EventStore.EventToAppend> = []
           for (let i = 0; i < writes.length; i++) {
             const write = writes[i] as Command.Write<E>
@@ -167,23 +283,30 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
           }
           const expectations: Array<EventStore.StreamExpectation> = []
           for (const { streamId, version } of boundary.values()) expectations.push({ streamId, expected: version })
-          return Effect.map(env.store.append({ streams: expectations, events }), (appended): Outcome => ({
-            events: appended.events.map((committed, i) => ({
-              ...committed,
-              type: (events[i] as EventStore.EventToAppend).type
-            })),
-            versions: appended.versions
-          }))
+          return appendWith(
+            execution.idempotency === undefined
+              ? { streams: expectations, events }
+              : { streams: expectations, events, idempotency: execution.idempotency }
+          )
         }
       )
     }
 
+    // Decide only once it is known that no earlier attempt of this execution committed.
+    const settleThenDecide = (state: S): Effect.Effect<Outcome, Err | AttemptError, R> =>
+      kept === undefined
+        ? decide(state)
+        : Effect.flatMap(settle(), (settled) => settled === undefined ? decide(state) : Effect.succeed(settled))
+
     return Effect.flatMap(
       env.store.readStreams(idsOf(entries)),
       (reads): Effect.Effect<Outcome, Err | AttemptError, R> => {
+        keep(reads)
         const state = fold(anyCommand, command.initial, entries, reads)
         if (state instanceof EventDecodeError) return Effect.fail(state)
-        return command.discover === undefined ? decide(state) : Effect.flatMap(discover(state, 1), decide)
+        return command.discover === undefined
+          ? settleThenDecide(state)
+          : Effect.flatMap(discover(state, 1), settleThenDecide)
       }
     )
   })

@@ -25,6 +25,263 @@ const deepFreeze = <A>(value: A): A => {
 }
 
 /**
+ * @since 0.2.0
+ */
+export interface Options {
+  /** The most streams one append's boundary may hold. Default `EventStore.defaultMaxBoundary`. */
+  readonly maxBoundary?: number | undefined
+}
+
+interface KeyRecord extends EventStore.IdempotencyRecord {
+  readonly recordedAt: number
+}
+
+/**
+ * Builds a fresh, empty in-memory store with options.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const store = Effect.runSync(MemoryEventStore.makeWith({ maxBoundary: 100 }))
+ * ```
+ * @since 0.2.0
+ */
+export const makeWith = (
+  options?: Options
+): Effect.Effect<EventStore.EventStore["Service"]> =>
+  Serializer.Serializer.useSync((serializer) => {
+    const maxBoundary = options?.maxBoundary
+    const log: Array<StoredEvent> = []
+    // Idempotency keys in the order they were recorded, so expired ones are cleared from the front.
+    const keys = new Map<string, KeyRecord>()
+    const streams = new Map<StreamId, Array<StoredEvent>>()
+    const eventIds = new Set<string>()
+    let commits = 0
+    let recordedMillis = Number.NaN
+    let recordedAt = DateTime.makeUnsafe(0)
+    let waiters: Array<() => void> = []
+
+    const versionOf = (streamId: StreamId): number => streams.get(streamId)?.length ?? 0
+
+    const wake = () => {
+      if (waiters.length === 0) return
+      const woken = waiters
+      waiters = []
+      for (const resume of woken) resume()
+    }
+
+    const versionConflict = (request: EventStore.AppendRequest): ConcurrencyConflict | undefined => {
+      let conflicts: Array<VersionMismatch> | undefined
+      for (const { expected, streamId } of request.streams) {
+        const actual = versionOf(streamId)
+        if (expected !== "any" && expected !== actual) (conflicts ??= []).push({ streamId, expected, actual })
+      }
+      return conflicts === undefined ? undefined : new ConcurrencyConflict({ conflicts })
+    }
+
+    // An event id already stored means this event was appended before: as in PostgreSQL (whose
+    // unique constraint reports it as contention), the append conflicts and writes nothing.
+    // Claiming adds the request's ids to the index, or, if one is already there, takes back the
+    // ones it added: one hash lookup per event, where a `has` and an `add` would cost two (with
+    // millions of ids, each is a cache miss). It runs last, when nothing else can fail.
+    const claimEventIds = (request: EventStore.AppendRequest): ConcurrencyConflict | undefined => {
+      const events = request.events
+      for (let i = 0; i < events.length; i++) {
+        const before = eventIds.size
+        eventIds.add((events[i] as EventStore.EventToAppend).eventId)
+        if (eventIds.size === before) {
+          for (let j = 0; j < i; j++) eventIds.delete((events[j] as EventStore.EventToAppend).eventId)
+          return new ConcurrencyConflict({
+            conflicts: request.streams.map(({ expected, streamId }) => ({
+              streamId,
+              expected,
+              actual: versionOf(streamId)
+            }))
+          })
+        }
+      }
+      return undefined
+    }
+
+    // Round-trips every payload through the serializer before anything is written: what a
+    // reader gets back is what a store that really serializes would give it.
+    const serializePayloads = (request: EventStore.AppendRequest): Result.Result<Array<unknown>, InvalidInput> => {
+      const payloads: Array<unknown> = []
+      for (let i = 0; i < request.events.length; i++) {
+        const event = request.events[i] as EventStore.EventToAppend
+        const stored = Serializer.serializePayload(serializer, event.payload, i, event.type)
+        if (Result.isFailure(stored)) return Result.fail(stored.failure)
+        const payload = serializer.deserialize(stored.success)
+        if (Result.isFailure(payload)) {
+          return Result.fail(
+            new InvalidInput({
+              subject: `payload of event ${i} (${event.type}) after the ${serializer.name} serializer`,
+              path: payload.failure.path,
+              issue: payload.failure.reason
+            })
+          )
+        }
+        payloads.push(payload.success)
+      }
+      return Result.succeed(payloads)
+    }
+
+    /** What an earlier append recorded under the request's key, if that record still holds. */
+    const recorded = (claim: EventStore.IdempotencyClaim): KeyRecord | undefined => {
+      const record = keys.get(claim.key)
+      return record !== undefined && record.recordedAt >= claim.notBefore ? record : undefined
+    }
+
+    const record = (claim: EventStore.IdempotencyClaim, result: EventStore.AppendResult, now: number) => {
+      keys.delete(claim.key) // re-inserted at the end: the map stays in recording order
+      keys.set(claim.key, { fingerprint: claim.fingerprint, result: { ...result, replayed: true }, recordedAt: now })
+      for (const [key, earlier] of keys) {
+        if (earlier.recordedAt >= claim.notBefore) break
+        keys.delete(key)
+      }
+    }
+
+    // The same checks, in the same order, as the PostgreSQL store: the request's shape and
+    // payloads, then its idempotency key, then the versions, then the event ids.
+    const append = (request: EventStore.AppendRequest) =>
+      Clock.clockWith((clock) =>
+        Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+          const invalid = EventStore.validateAppend(request, { maxBoundary })
+          if (invalid !== undefined) return Effect.fail(invalid)
+          const serialized = serializePayloads(request)
+          if (Result.isFailure(serialized)) return Effect.fail(serialized.failure)
+          const claim = request.idempotency
+          const earlier = claim === undefined ? undefined : recorded(claim)
+          if (claim !== undefined && earlier !== undefined) {
+            return earlier.fingerprint === claim.fingerprint
+              ? Effect.succeed(earlier.result)
+              : Effect.fail(EventStore.idempotencyKeyReused(claim.key))
+          }
+          const conflict = versionConflict(request)
+          if (conflict !== undefined) return Effect.fail(conflict)
+          const payloads = serialized.success
+          const duplicate = claimEventIds(request)
+          if (duplicate !== undefined) return Effect.fail(duplicate)
+          const millis = clock.currentTimeMillisUnsafe()
+          if (millis !== recordedMillis) {
+            // DateTime values are immutable: appends within one millisecond share one.
+            recordedMillis = millis
+            recordedAt = DateTime.makeUnsafe(millis)
+          }
+          const commit = ++commits
+          const committed: Array<EventStore.Committed> = []
+          for (let i = 0; i < request.events.length; i++) {
+            const event = request.events[i] as EventStore.EventToAppend
+            let stream = streams.get(event.streamId)
+            if (stream === undefined) {
+              stream = []
+              streams.set(event.streamId, stream)
+            }
+            const stored: StoredEvent = Object.freeze(withMemo({
+              eventId: event.eventId,
+              streamId: event.streamId,
+              streamVersion: stream.length + 1,
+              position: Position.make(commit, log.length + 1),
+              type: event.type,
+              schemaVersion: event.schemaVersion,
+              payload: deepFreeze(payloads[i]),
+              metadata: deepFreeze(event.metadata),
+              recordedAt
+            }))
+            stream.push(stored)
+            log.push(stored)
+            committed.push({
+              eventId: stored.eventId,
+              streamId: stored.streamId,
+              streamVersion: stored.streamVersion,
+              position: stored.position,
+              type: stored.type
+            })
+          }
+          if (committed.length > 0) wake()
+          const result: EventStore.AppendResult = {
+            events: committed,
+            versions: request.streams.map(({ streamId }) => ({ streamId, version: versionOf(streamId) })),
+            replayed: false
+          }
+          if (claim !== undefined) record(claim, result, millis)
+          return Effect.succeed(result)
+        })
+      )
+
+    const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
+      Effect.sync(() =>
+        streamIds.map((streamId): EventStore.StreamRead => {
+          const events = streams.get(streamId)
+          return events === undefined
+            ? { streamId, version: 0, events: [] }
+            : { streamId, version: events.length, events: events.slice() }
+        })
+      )
+
+    const readPage = (options: {
+      readonly after: Position.Position
+      readonly filter?: EventStore.EventFilter | undefined
+      readonly limit: number
+    }) =>
+      Effect.sync((): EventStore.Page => {
+        const events: Array<StoredEvent> = []
+        let index = logIndexAfter(options.after)
+        while (index < log.length && events.length < options.limit) {
+          const event = log[index++] as StoredEvent
+          if (EventStore.matches(options.filter, event)) events.push(event)
+        }
+        const last = log[index - 1]
+        const next = last !== undefined && Position.isAfter(last.position, options.after)
+          ? last.position
+          : options.after
+        return { events, next, end: index >= log.length }
+      })
+
+    const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)
+
+    const awaitAppend = (after: Position.Position) =>
+      Effect.callback<void>((resume) => {
+        if (log.length > logIndexAfter(after)) return resume(Effect.void)
+        const waiter = () => resume(Effect.void)
+        waiters.push(waiter)
+        return Effect.sync(() => {
+          waiters = waiters.filter((w) => w !== waiter)
+        })
+      })
+
+    const readIdempotencyKey = (key: string, notBefore: number) =>
+      Effect.sync((): EventStore.IdempotencyRecord | undefined => {
+        const found = recorded({ key, fingerprint: "", notBefore })
+        return found === undefined ? undefined : { fingerprint: found.fingerprint, result: found.result }
+      })
+
+    // Every commit is visible at once: nothing ever waits behind a horizon here.
+    const horizon = () =>
+      Effect.map(head, (position): EventStore.Horizon => ({
+        visible: position,
+        committed: position,
+        pending: 0,
+        pendingCapped: false,
+        pendingMillis: 0,
+        trailingTransactions: 0,
+        heldBy: undefined
+      }))
+
+    return EventStore.EventStore.of({
+      append,
+      readStreams,
+      readPage,
+      head,
+      awaitAppend,
+      readIdempotencyKey,
+      horizon
+    })
+  })
+
+/**
  * Builds a fresh, empty in-memory store.
  *
  * @example
@@ -36,174 +293,7 @@ const deepFreeze = <A>(value: A): A => {
  * ```
  * @since 0.1.0
  */
-export const make: Effect.Effect<EventStore.EventStore["Service"]> = Serializer.Serializer.useSync((serializer) => {
-  const log: Array<StoredEvent> = []
-  const streams = new Map<StreamId, Array<StoredEvent>>()
-  const eventIds = new Set<string>()
-  let commits = 0
-  let recordedMillis = Number.NaN
-  let recordedAt = DateTime.makeUnsafe(0)
-  let waiters: Array<() => void> = []
-
-  const versionOf = (streamId: StreamId): number => streams.get(streamId)?.length ?? 0
-
-  const wake = () => {
-    if (waiters.length === 0) return
-    const woken = waiters
-    waiters = []
-    for (const resume of woken) resume()
-  }
-
-  const versionConflict = (request: EventStore.AppendRequest): ConcurrencyConflict | undefined => {
-    let conflicts: Array<VersionMismatch> | undefined
-    for (const { expected, streamId } of request.streams) {
-      const actual = versionOf(streamId)
-      if (expected !== "any" && expected !== actual) (conflicts ??= []).push({ streamId, expected, actual })
-    }
-    return conflicts === undefined ? undefined : new ConcurrencyConflict({ conflicts })
-  }
-
-  // An event id already stored means this event was appended before: as in PostgreSQL (whose
-  // unique constraint reports it as contention), the append conflicts and writes nothing.
-  // Claiming adds the request's ids to the index, or, if one is already there, takes back the
-  // ones it added: one hash lookup per event, where a `has` and an `add` would cost two (with
-  // millions of ids, each is a cache miss). It runs last, when nothing else can fail.
-  const claimEventIds = (request: EventStore.AppendRequest): ConcurrencyConflict | undefined => {
-    const events = request.events
-    for (let i = 0; i < events.length; i++) {
-      const before = eventIds.size
-      eventIds.add((events[i] as EventStore.EventToAppend).eventId)
-      if (eventIds.size === before) {
-        for (let j = 0; j < i; j++) eventIds.delete((events[j] as EventStore.EventToAppend).eventId)
-        return new ConcurrencyConflict({
-          conflicts: request.streams.map(({ expected, streamId }) => ({
-            streamId,
-            expected,
-            actual: versionOf(streamId)
-          }))
-        })
-      }
-    }
-    return undefined
-  }
-
-  // Round-trips every payload through the serializer before anything is written: what a
-  // reader gets back is what a store that really serializes would give it.
-  const serializePayloads = (request: EventStore.AppendRequest): Result.Result<Array<unknown>, InvalidInput> => {
-    const payloads: Array<unknown> = []
-    for (let i = 0; i < request.events.length; i++) {
-      const event = request.events[i] as EventStore.EventToAppend
-      const stored = Serializer.serializePayload(serializer, event.payload, i, event.type)
-      if (Result.isFailure(stored)) return Result.fail(stored.failure)
-      const payload = serializer.deserialize(stored.success)
-      if (Result.isFailure(payload)) {
-        return Result.fail(
-          new InvalidInput({
-            subject: `payload of event ${i} (${event.type}) after the ${serializer.name} serializer`,
-            path: payload.failure.path,
-            issue: payload.failure.reason
-          })
-        )
-      }
-      payloads.push(payload.success)
-    }
-    return Result.succeed(payloads)
-  }
-
-  const append = (request: EventStore.AppendRequest) =>
-    Clock.clockWith((clock) =>
-      Effect.suspend(() => {
-        const invalid = EventStore.validateAppend(request) ?? versionConflict(request)
-        if (invalid !== undefined) return Effect.fail(invalid)
-        const serialized = serializePayloads(request)
-        if (Result.isFailure(serialized)) return Effect.fail(serialized.failure)
-        const payloads = serialized.success
-        const duplicate = claimEventIds(request)
-        if (duplicate !== undefined) return Effect.fail(duplicate)
-        const millis = clock.currentTimeMillisUnsafe()
-        if (millis !== recordedMillis) {
-          // DateTime values are immutable: appends within one millisecond share one.
-          recordedMillis = millis
-          recordedAt = DateTime.makeUnsafe(millis)
-        }
-        const commit = ++commits
-        const committed: Array<EventStore.Committed> = []
-        for (let i = 0; i < request.events.length; i++) {
-          const event = request.events[i] as EventStore.EventToAppend
-          let stream = streams.get(event.streamId)
-          if (stream === undefined) {
-            stream = []
-            streams.set(event.streamId, stream)
-          }
-          const stored: StoredEvent = Object.freeze(withMemo({
-            eventId: event.eventId,
-            streamId: event.streamId,
-            streamVersion: stream.length + 1,
-            position: Position.make(commit, log.length + 1),
-            type: event.type,
-            schemaVersion: event.schemaVersion,
-            payload: deepFreeze(payloads[i]),
-            metadata: deepFreeze(event.metadata),
-            recordedAt
-          }))
-          stream.push(stored)
-          log.push(stored)
-          committed.push({
-            eventId: stored.eventId,
-            streamId: stored.streamId,
-            streamVersion: stored.streamVersion,
-            position: stored.position
-          })
-        }
-        wake()
-        return Effect.succeed<EventStore.AppendResult>({
-          events: committed,
-          versions: request.streams.map(({ streamId }) => ({ streamId, version: versionOf(streamId) }))
-        })
-      })
-    )
-
-  const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
-    Effect.sync(() =>
-      streamIds.map((streamId): EventStore.StreamRead => {
-        const events = streams.get(streamId)
-        return events === undefined
-          ? { streamId, version: 0, events: [] }
-          : { streamId, version: events.length, events: events.slice() }
-      })
-    )
-
-  const readPage = (options: {
-    readonly after: Position.Position
-    readonly filter?: EventStore.EventFilter | undefined
-    readonly limit: number
-  }) =>
-    Effect.sync((): EventStore.Page => {
-      const events: Array<StoredEvent> = []
-      let index = logIndexAfter(options.after)
-      while (index < log.length && events.length < options.limit) {
-        const event = log[index++] as StoredEvent
-        if (EventStore.matches(options.filter, event)) events.push(event)
-      }
-      const last = log[index - 1]
-      const next = last !== undefined && Position.isAfter(last.position, options.after) ? last.position : options.after
-      return { events, next, end: index >= log.length }
-    })
-
-  const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)
-
-  const awaitAppend = (after: Position.Position) =>
-    Effect.callback<void>((resume) => {
-      if (log.length > logIndexAfter(after)) return resume(Effect.void)
-      const waiter = () => resume(Effect.void)
-      waiters.push(waiter)
-      return Effect.sync(() => {
-        waiters = waiters.filter((w) => w !== waiter)
-      })
-    })
-
-  return EventStore.EventStore.of({ append, readStreams, readPage, head, awaitAppend })
-})
+export const make: Effect.Effect<EventStore.EventStore["Service"]> = makeWith()
 
 /**
  * A layer providing a fresh in-memory `EventStore`.
@@ -219,3 +309,17 @@ export const make: Effect.Effect<EventStore.EventStore["Service"]> = Serializer.
  * @since 0.1.0
  */
 export const layer: Layer.Layer<EventStore.EventStore> = Layer.effect(EventStore.EventStore, make)
+
+/**
+ * A layer providing a fresh in-memory `EventStore` with options.
+ *
+ * @example
+ * ```ts
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const Small = MemoryEventStore.layerWith({ maxBoundary: 50 })
+ * ```
+ * @since 0.2.0
+ */
+export const layerWith = (options?: Options): Layer.Layer<EventStore.EventStore> =>
+  Layer.effect(EventStore.EventStore, makeWith(options))

@@ -12,7 +12,7 @@ import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { InvalidInput } from "../Errors.ts"
-import { appendFunction } from "./appendFunction.ts"
+import { appendFunction, previousSignatures } from "./appendFunction.ts"
 
 /**
  * The schema used when none is configured.
@@ -116,6 +116,8 @@ const initial: Migration = {
       for each row execute function ${s}.reject_event_change()`,
     `create trigger events_no_truncate before truncate on ${s}.events
       for each statement execute function ${s}.reject_event_change()`,
+    // The current append function: on a store created at version 1 a later migration
+    // replaces it (dropping the signature it had then); a new store gets it here directly.
     appendFunction(s)
   ]
 }
@@ -140,6 +142,73 @@ const deadLetters: Migration = {
   ]
 }
 
+const trust: Migration = {
+  version: 3,
+  name: "ordering_offset_idempotency_keys_pending_rebuilds",
+  statements: (s) => [
+    // The append function changes signature (idempotency keys, the ordering offset) and
+    // behaviour (isolation levels, callers' transactions): the old one goes first, or a call
+    // with the old arguments would be ambiguous.
+    ...previousSignatures.map((signature) => `drop function if exists ${s}.append(${signature})`),
+    // The global order is (tx_id, position) where tx_id is the transaction id plus this
+    // offset: 0, until a logical restore into a cluster whose transaction ids run behind the
+    // restored events makes `adopt_restored_events()` raise it (docs/operations.md).
+    `create table ${s}.ordering (
+      singleton boolean primary key default true check (singleton),
+      tx_offset bigint not null default 0 check (tx_offset >= 0)
+    )`,
+    `insert into ${s}.ordering (singleton, tx_offset) values (true, 0)`,
+    `create table ${s}.ordering_changes (
+      changed_at timestamptz not null default now(),
+      old_offset bigint not null,
+      new_offset bigint not null,
+      newest_tx_id text not null,
+      next_xid text not null
+    )`,
+    adoptRestoredEvents(s),
+    // Commands executed with an idempotency key: the first result, kept for a retention.
+    `create table ${s}.idempotency_keys (
+      key text primary key,
+      fingerprint text not null,
+      result jsonb not null,
+      recorded_at timestamptz not null
+    )`,
+    `create index idempotency_keys_recorded_at on ${s}.idempotency_keys (recorded_at)`,
+    // A rebuild that has begun and not finished: the next runner finishes it before processing.
+    `alter table ${s}.checkpoints add column rebuild_pending boolean not null default false`,
+    appendFunction(s)
+  ]
+}
+
+/**
+ * After a logical restore into a cluster whose transaction ids run behind the restored
+ * events' (pg_dump/pg_restore, logical replication), raises the ordering offset so that every
+ * new transaction orders after every restored event, and global readers see the restored
+ * events again. Serialized with migrations; does nothing when the store is not ahead.
+ */
+const adoptRestoredEvents = (s: string): string => `
+create function ${s}.adopt_restored_events() returns table (old_offset bigint, new_offset bigint)
+language plpgsql as $fn$
+declare
+  v_old bigint;
+  v_newest bigint;
+  v_next bigint;
+begin
+  perform pg_advisory_xact_lock(hashtextextended('eventcore/migrate/${s}', 0));
+  select o.tx_offset into v_old from ${s}.ordering o for update;
+  select max(e.tx_id)::text::bigint into v_newest from ${s}.events e;
+  v_next := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
+  if v_newest is null or v_newest - v_old < v_next then
+    return query select v_old, v_old;
+    return;
+  end if;
+  update ${s}.ordering set tx_offset = v_newest - v_next + 1;
+  insert into ${s}.ordering_changes (old_offset, new_offset, newest_tx_id, next_xid)
+  values (v_old, v_newest - v_next + 1, v_newest::text, v_next::text);
+  return query select v_old, v_newest - v_next + 1;
+end
+$fn$`
+
 /**
  * Every migration, in version order. New versions are appended, never edited.
  *
@@ -148,11 +217,11 @@ const deadLetters: Migration = {
  * import { Migrations } from "eventcore/postgres"
  *
  * Migrations.all.map((m) => `${m.version} ${m.name}`)
- * // ["1 create_streams_events_checkpoints", "2 create_dead_letters"]
+ * // ["1 create_streams_events_checkpoints", "2 create_dead_letters", "3 ordering_offset_idempotency_keys_pending_rebuilds"]
  * ```
  * @since 0.1.0
  */
-export const all: ReadonlyArray<Migration> = [initial, deadLetters]
+export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust]
 
 /**
  * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it

@@ -2,16 +2,18 @@
  * The PostgreSQL `EventStore`, on `@effect/sql-pg`.
  *
  * - append: one call of the `append` function (one round trip), which locks the boundary in
- *   one sorted order, checks every expected version, then inserts all events;
+ *   one sorted order, checks every expected version, then inserts all events; inside a
+ *   caller's transaction, in a savepoint of its own;
  * - readStreams: one query for all streams;
- * - readPage / head: only transactions below the snapshot's xmin, in `(tx_id, position)`
+ * - readPage / head: only transactions below the read horizon, in `(tx_id, position)`
  *   order, so an event committed late by an older transaction is never skipped;
- * - awaitAppend: LISTEN/NOTIFY wake-ups, with polling as the source of truth.
+ * - awaitAppend: LISTEN/NOTIFY wake-ups, with polling as the source of truth;
+ * - horizon: where the read horizon stands and who holds it, watched while subscribers wait.
  *
  * @since 0.1.0
  */
 import { PgClient, PgTypes } from "@effect/sql-pg"
-import { Clock, Duration, Effect, Layer, Redacted, Result } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { EventStoreError, type InvalidInput } from "../Errors.ts"
@@ -22,6 +24,7 @@ import {
   defaultPageSize,
   type EventFilter,
   EventStore,
+  type IdempotencyRecord,
   type StreamRead,
   validateAppend
 } from "../EventStore.ts"
@@ -29,8 +32,10 @@ import * as Position from "../Position.ts"
 import * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
-import { fromAppendError, fromSqlError } from "./errors.ts"
+import { type Context as ErrorContext, fromAppendError, fromSqlError } from "./errors.ts"
+import * as Horizon from "./horizon.ts"
 import * as Migrations from "./Migrations.ts"
+import * as Restore from "./Restore.ts"
 import { type EventRow, toStoredEvent } from "./rows.ts"
 import * as Statements from "./statements.ts"
 import * as Wakeups from "./Wakeups.ts"
@@ -45,6 +50,13 @@ export interface Options {
   readonly migrate?: boolean | undefined
   /** How long a live subscriber waits without a notification before reading again. Default 250 ms. */
   readonly pollInterval?: Duration.Input | undefined
+  /** The most streams one append's boundary may hold. Default `EventStore.defaultMaxBoundary` (1,000). */
+  readonly maxBoundary?: number | undefined
+  /**
+   * While live subscribers wait, warn when committed events have waited behind the read
+   * horizon longer than this (another session's open transaction). Default 30 seconds.
+   */
+  readonly horizonWarning?: Duration.Input | undefined
 }
 
 /**
@@ -77,29 +89,79 @@ const jsonbArray = typedArray(PgTypes.OID.jsonb)
 
 interface AppendRow {
   readonly o_tx_id: bigint | null
-  readonly o_versions: ReadonlyArray<bigint>
-  readonly o_positions: ReadonlyArray<bigint>
+  readonly o_versions: ReadonlyArray<bigint> | null
+  readonly o_positions: ReadonlyArray<bigint> | null
+  readonly o_replay: unknown
+}
+
+/** What an append returned, in the shape the function records it under an idempotency key. */
+interface Outcome {
+  readonly tx: bigint | null
+  readonly streams: ReadonlyArray<string>
+  readonly versions: ReadonlyArray<bigint>
+  readonly eventIds: ReadonlyArray<string>
+  readonly eventStreams: ReadonlyArray<string>
+  readonly types: ReadonlyArray<string>
+  readonly positions: ReadonlyArray<bigint>
 }
 
 /** Numbers each event within its stream from the versions the function saw before the insert. */
-const toAppendResult = (request: AppendRequest, row: AppendRow): AppendResult => {
+const toAppendResult = (outcome: Outcome, replayed: boolean): AppendResult => {
   const versions = new Map<string, number>()
-  request.streams.forEach((stream, i) => versions.set(stream.streamId, Number(row.o_versions[i] ?? 0n)))
-  const events: Array<Committed> = request.events.map((event, i) => {
-    const streamVersion = (versions.get(event.streamId) ?? 0) + 1
-    versions.set(event.streamId, streamVersion)
+  outcome.streams.forEach((streamId, i) => versions.set(streamId, Number(outcome.versions[i] ?? 0n)))
+  const events: Array<Committed> = outcome.eventIds.map((eventId, i) => {
+    const streamId = outcome.eventStreams[i] as StreamId
+    const streamVersion = (versions.get(streamId) ?? 0) + 1
+    versions.set(streamId, streamVersion)
     return {
-      eventId: event.eventId,
-      streamId: event.streamId,
+      eventId: eventId as Committed["eventId"],
+      streamId,
       streamVersion,
-      position: Position.make(row.o_tx_id ?? 0n, row.o_positions[i] ?? 0n)
+      position: Position.make(outcome.tx ?? 0n, outcome.positions[i] ?? 0n),
+      type: outcome.types[i] ?? ""
     }
   })
   return {
     events,
-    versions: request.streams.map((s) => ({ streamId: s.streamId, version: versions.get(s.streamId) ?? 0 }))
+    versions: outcome.streams.map((streamId) => ({
+      streamId: streamId as StreamId,
+      version: versions.get(streamId) ?? 0
+    })),
+    replayed
   }
 }
+
+const Digits = Schema.String.check(Schema.isPattern(/^\d+$/))
+/** The result the append function records under an idempotency key (numbers as text). */
+const RecordedOutcome = Schema.Struct({
+  tx: Schema.NullOr(Digits),
+  streams: Schema.Array(Schema.String),
+  versions: Schema.Array(Digits),
+  eventIds: Schema.Array(Schema.String),
+  eventStreams: Schema.Array(Schema.String),
+  types: Schema.Array(Schema.String),
+  positions: Schema.Array(Digits)
+})
+const decodeRecorded = Schema.decodeUnknownResult(RecordedOutcome)
+
+const fromRecorded = (operation: string, json: unknown): Result.Result<AppendResult, EventStoreError> =>
+  Result.match(decodeRecorded(json), {
+    onFailure: (issue) =>
+      Result.fail(
+        new EventStoreError({
+          operation,
+          transient: false,
+          cause: `the result recorded under the idempotency key is malformed: ${issue.message}`
+        })
+      ),
+    onSuccess: (r) =>
+      Result.succeed(toAppendResult({
+        ...r,
+        tx: r.tx === null ? null : BigInt(r.tx),
+        versions: r.versions.map(BigInt),
+        positions: r.positions.map(BigInt)
+      }, true))
+  })
 
 /** Collects converted rows, failing on the first row that does not convert. */
 const toStoredEvents = (
@@ -163,17 +225,26 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
   const pg = yield* PgClient.PgClient
   if (options?.migrate ?? true) yield* Migrations.run({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
+  yield* Restore.check({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
   const sql = pg.withoutTransforms()
   const serializer = yield* Serializer.Serializer
   const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? defaultPollInterval)
+  const maxBoundary = options?.maxBoundary
   const wakeups = yield* Wakeups.make(pg, `${schema}_appended`)
 
   const appendSql = Statements.append(schema)
   const readStreamsSql = Statements.readStreams(schema)
   const headSql = Statements.head(schema)
+  const readKeySql = Statements.readIdempotencyKey(schema)
+
+  /** Whether the calling fiber is inside a transaction of this client (the caller's). */
+  const context = Effect.map(
+    Effect.serviceOption(sql.transactionService),
+    (open): ErrorContext => ({ inTransaction: Option.isSome(open) })
+  )
 
   const append = Effect.fnUntraced(function*(request: AppendRequest) {
-    const invalid = validateAppend(request)
+    const invalid = validateAppend(request, { maxBoundary })
     if (invalid !== undefined) return yield* invalid
     const recordedAt = yield* Clock.currentTimeMillis
     const events = request.events
@@ -184,7 +255,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       if (Result.isFailure(payload)) return yield* payload.failure
       payloads.push(payload.success)
     }
-    const rows = yield* sql.unsafe<AppendRow>(appendSql, [
+    const claim = request.idempotency
+    const call = sql.unsafe<AppendRow>(appendSql, [
       textArray(request.streams.map((s) => s.streamId)),
       int8Array(request.streams.map((s) => BigInt(s.expected === "any" ? -1 : s.expected))),
       uuidArray(events.map((e) => e.eventId)),
@@ -193,20 +265,43 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       int4Array(events.map((e) => e.schemaVersion)),
       jsonbArray(payloads),
       jsonbArray(events.map((e) => e.metadata)),
-      PgTypes.timestamptz(recordedAt)
-    ]).pipe(Effect.mapError((error) => fromAppendError(error, request.streams)))
+      PgTypes.timestamptz(recordedAt),
+      claim?.key ?? null,
+      claim?.fingerprint ?? null,
+      claim === undefined ? null : PgTypes.timestamptz(claim.notBefore)
+    ])
+    const where = yield* context
+    // Inside a caller's transaction the append gets a savepoint of its own: a conflict then
+    // rolls back only the append, and the executor can retry it in the same transaction.
+    const rows = yield* (where.inTransaction ? sql.withTransaction(call) : call).pipe(
+      Effect.mapError((error) => fromAppendError(error, request.streams, where))
+    )
     const row = rows[0]
     if (row === undefined) {
       return yield* new EventStoreError({ operation: "append", transient: false, cause: "append returned no row" })
     }
+    if (row.o_replay !== null && row.o_replay !== undefined) {
+      const replay = fromRecorded("append", row.o_replay)
+      if (Result.isFailure(replay)) return yield* replay.failure
+      return replay.success
+    }
     if (events.length > 0) yield* wakeups.appended
-    return toAppendResult(request, row)
+    return toAppendResult({
+      tx: row.o_tx_id,
+      streams: request.streams.map((s) => s.streamId),
+      versions: row.o_versions ?? [],
+      eventIds: events.map((e) => e.eventId),
+      eventStreams: events.map((e) => e.streamId),
+      types: events.map((e) => e.type),
+      positions: row.o_positions ?? []
+    }, false)
   })
 
   const readStreams = Effect.fnUntraced(function*(streamIds: ReadonlyArray<StreamId>) {
     if (streamIds.length === 0) return []
+    const where = yield* context
     const rows = yield* sql.unsafe<EventRow>(readStreamsSql, [textArray(streamIds)]).pipe(
-      Effect.mapError((error) => fromSqlError("readStreams", error))
+      Effect.mapError((error) => fromSqlError("readStreams", error, where))
     )
     const events = yield* toStoredEvents(rows, "readStreams", serializer)
     const byStream = new Map<string, Array<StoredEvent>>()
@@ -257,15 +352,83 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     Effect.mapError((error) => fromSqlError("head", error))
   )
 
+  // Live subscribers waiting now: the horizon monitor only queries while there are some.
+  let waiting = 0
   const awaitAppend = Effect.fnUntraced(function*(after: Position.Position) {
     // Take the wake-up before reading the head, so a commit in between still wakes us.
     const woken = yield* wakeups.next
     if (Position.isAfter(yield* head, after)) return
-    yield* Effect.raceFirst(woken, Wakeups.sleepReal(pollInterval))
+    waiting++
+    yield* Effect.raceFirst(woken, Wakeups.sleepReal(pollInterval)).pipe(Effect.ensuring(Effect.sync(() => waiting--)))
   })
 
-  return EventStore.of({ append, readStreams, readPage, head, awaitAppend })
+  const readIdempotencyKey = (key: string, notBefore: number) =>
+    sql.unsafe<{ readonly fingerprint: string; readonly result: unknown }>(readKeySql, [
+      key,
+      PgTypes.timestamptz(notBefore)
+    ]).pipe(
+      Effect.mapError((error) => fromSqlError("readIdempotencyKey", error)),
+      Effect.flatMap((rows): Effect.Effect<IdempotencyRecord | undefined, EventStoreError> => {
+        const row = rows[0]
+        if (row === undefined) return Effect.succeed(undefined)
+        return Effect.map(
+          Effect.fromResult(fromRecorded("readIdempotencyKey", row.result)),
+          (result) => ({ fingerprint: row.fingerprint, result })
+        )
+      })
+    )
+
+  const readHorizon = (filter: EventFilter | undefined, cap: number) => {
+    const filters = filterClauses(filter, 2)
+    return sql.unsafe<Parameters<typeof Horizon.fromRow>[0]>(Statements.horizonReport(schema, filters.sql), [
+      Math.max(1, Math.floor(cap)),
+      ...filters.params
+    ]).pipe(
+      Effect.mapError((error) => fromSqlError("horizon", error)),
+      Effect.flatMap((rows) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const row = rows[0]
+          if (row === undefined) throw new Error("the horizon report returned no row")
+          return Horizon.fromRow(row, cap, now)
+        })
+      )
+    )
+  }
+
+  const horizonWarning = Duration.fromInputUnsafe(options?.horizonWarning ?? defaultHorizonWarning)
+  yield* Horizon.monitor({
+    read: readHorizon,
+    waiting: () => waiting,
+    threshold: horizonWarning,
+    interval: Duration.min(horizonWarning, Duration.seconds(5)),
+    schema
+  })
+
+  return EventStore.of({
+    append,
+    readStreams,
+    readPage,
+    head,
+    awaitAppend,
+    readIdempotencyKey,
+    horizon: (options) => readHorizon(options?.filter, options?.cap ?? Horizon.defaultCap)
+  })
 })
+
+/**
+ * How long committed events may wait behind the read horizon, while live subscribers wait,
+ * before the store logs a warning naming the session that holds it.
+ *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * Duration.toSeconds(PostgresEventStore.defaultHorizonWarning) // 30
+ * ```
+ * @since 0.2.0
+ */
+export const defaultHorizonWarning: Duration.Duration = Duration.seconds(30)
 
 /**
  * The PostgreSQL event store as a layer, on the `PgClient` of `@effect/sql-pg`. Migrates its
@@ -283,7 +446,9 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
  * ```
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<EventStore, SqlError | InvalidInput, PgClient.PgClient> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<EventStore, SqlError | InvalidInput | Restore.RestoredEventsAhead, PgClient.PgClient> =>
   Layer.effect(EventStore, make(options))
 
 /**
@@ -300,7 +465,7 @@ export const layer = (options?: Options): Layer.Layer<EventStore, SqlError | Inv
 export const layerFromUrl = (
   url: string,
   options?: Options & { readonly maxConnections?: number | undefined }
-): Layer.Layer<EventStore, SqlError | InvalidInput> =>
+): Layer.Layer<EventStore, SqlError | InvalidInput | Restore.RestoredEventsAhead> =>
   layer(options).pipe(
     Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: options?.maxConnections }))
   )

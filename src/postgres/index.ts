@@ -34,3 +34,8 @@ export * as PostgresProjection from "./PostgresProjection.ts"
  * @since 0.1.0
  */
 export * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
+
+/**
+ * @since 0.2.0
+ */
+export * as Restore from "./Restore.ts"

@@ -7,17 +7,26 @@
  */
 import { eventColumns } from "./rows.ts"
 
-/** Visible to global reads: transactions below the snapshot's xmin, all finished. */
-const visible = "e.tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+/**
+ * The read horizon in the store's global order: the oldest transaction still running anywhere
+ * in the cluster (the snapshot's xmin), plus the store's ordering offset (0 unless a logical
+ * restore was adopted). Every event below it belongs to a finished transaction.
+ */
+const horizon = (schema: string) =>
+  `(select (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + o.tx_offset)::text::xid8 from ${schema}.ordering o)`
+
+/** Visible to global reads: transactions below the horizon, all finished. */
+const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
 
 /**
  * One call of the append function. Parameters: boundary stream ids, expected versions
- * (-1 = any), event ids, event streams, types, schema versions, payloads, metadata, recorded at.
+ * (-1 = any), event ids, event streams, types, schema versions, payloads, metadata, recorded
+ * at, idempotency key, its fingerprint, and the instant before which key records expired.
  *
  * @since 0.1.0
  */
 export const append = (schema: string): string =>
-  `select o_tx_id, o_versions, o_positions from ${schema}.append($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+  `select o_tx_id, o_versions, o_positions, o_replay from ${schema}.append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 /**
  * All events of several streams (`$1`: text[]), by stream then version.
@@ -33,7 +42,9 @@ export const readStreams = (schema: string): string =>
  * @since 0.1.0
  */
 export const head = (schema: string): string =>
-  `select e.tx_id::text as tx_id, e.position from ${schema}.events e where ${visible} order by e.tx_id desc, e.position desc limit 1`
+  `select e.tx_id::text as tx_id, e.position from ${schema}.events e where ${
+    visible(schema)
+  } order by e.tx_id desc, e.position desc limit 1`
 
 /**
  * One page of the global order strictly after (`$1` tx id as text, `$2` position), at most
@@ -50,8 +61,71 @@ export const page = (schema: string, filters: string): string =>
    left join lateral (${head(schema)}) as h on true
    left join lateral (
      select e.tx_id as tx_order, ${eventColumns} from ${schema}.events e
-     where ${visible} and (e.tx_id, e.position) > ($1::xid8, $2::bigint) ${filters}
+     where ${visible(schema)} and (e.tx_id, e.position) > ($1::xid8, $2::bigint) ${filters}
      order by e.tx_id, e.position
      limit $3
    ) as p on true
    order by p.tx_order, p.position`
+
+/**
+ * Where the read horizon is, from one snapshot: the last visible and the last committed
+ * event, how many committed events (matching `filters`, parameters from `$2`) wait behind the
+ * horizon (counted up to `$1`) and when the oldest of them was recorded, the horizon and the
+ * next transaction id, and who holds the horizon back: the backend whose transaction is the
+ * oldest running one, or a prepared transaction. Backends of other users show no state or
+ * query unless the role may read all statistics (`pg_read_all_stats`).
+ *
+ * @since 0.2.0
+ */
+export const horizonReport = (schema: string, filters: string): string =>
+  `with snap as (
+     select pg_snapshot_xmin(pg_current_snapshot()) as xmin, pg_snapshot_xmax(pg_current_snapshot()) as xmax,
+            o.tx_offset
+     from ${schema}.ordering o
+   ), pending as (
+     select e.recorded_at from ${schema}.events e, snap
+     where e.tx_id >= (snap.xmin::text::bigint + snap.tx_offset)::text::xid8 ${filters}
+     order by e.tx_id, e.position
+     limit $1
+   )
+   select
+     snap.xmin::text as xmin, snap.xmax::text as xmax, snap.tx_offset::text as tx_offset,
+     (select count(*) from pending) as pending,
+     (select min(recorded_at) from pending) as oldest_pending_at,
+     v.tx_id::text as visible_tx_id, v.position as visible_position,
+     c.tx_id::text as committed_tx_id, c.position as committed_position,
+     a.pid, a.datname as database, a.state, a.usename as user_name, a.application_name,
+     a.xact_start, a.state_change, left(a.query, 200) as query,
+     px.gid as prepared_gid, px.database as prepared_database, px.owner as prepared_owner, px.prepared as prepared_at
+   from snap
+   left join lateral (${head(schema)}) as v on true
+   left join lateral (
+     select e.tx_id, e.position from ${schema}.events e order by e.tx_id desc, e.position desc limit 1
+   ) as c on true
+   left join lateral (
+     select * from pg_stat_activity s where s.backend_xid::text = (snap.xmin::text::bigint % 4294967296)::text
+     order by s.xact_start limit 1
+   ) as a on true
+   left join lateral (
+     select * from pg_prepared_xacts p where p.transaction::text = (snap.xmin::text::bigint % 4294967296)::text limit 1
+   ) as px on true`
+
+/**
+ * Whether the store's events run ahead of this cluster's transaction ids: the newest event's
+ * transaction, less the ordering offset, is at or past the next transaction id the cluster will
+ * assign. Only a logical restore (or logical replication) into another cluster does that.
+ *
+ * @since 0.2.0
+ */
+export const restoredAhead = (schema: string): string =>
+  `select m.newest::text as newest, pg_snapshot_xmax(pg_current_snapshot())::text as next_xid, o.tx_offset::text as tx_offset,
+     m.newest is not null and m.newest - o.tx_offset >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint as ahead
+   from ${schema}.ordering o, (select max(e.tx_id)::text::bigint as newest from ${schema}.events e) as m`
+
+/**
+ * The result recorded under an idempotency key, if recorded at or after `$2`.
+ *
+ * @since 0.2.0
+ */
+export const readIdempotencyKey = (schema: string): string =>
+  `select fingerprint, result from ${schema}.idempotency_keys where key = $1 and recorded_at >= $2`

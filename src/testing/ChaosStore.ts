@@ -51,6 +51,8 @@ export const operations: ReadonlyArray<Operation> = ["readStreams", "append", "r
  * - `transient`: a transient `EventStoreError` instead of the operation;
  * - `conflict` (append only): a `ConcurrencyConflict` instead of the append, as if another
  *   writer had committed to the first stream of the boundary;
+ * - `lostAck` (append only): the append runs and commits, then its acknowledgement is lost —
+ *   a transient `EventStoreError`, as when a connection drops during the round trip;
  * - `latency`: an `Effect.sleep` of `Options.latency` (advance the `TestClock` to release it);
  * - `yield`: 1..`Options.maxYields` scheduler yields, so other fibers run in between.
  *
@@ -63,6 +65,7 @@ export interface Faults {
   readonly failure?: number | undefined
   readonly transient?: number | undefined
   readonly conflict?: number | undefined
+  readonly lostAck?: number | undefined
   readonly latency?: number | undefined
   readonly yield?: number | undefined
 }
@@ -93,6 +96,7 @@ export interface OperationStats {
   readonly failures: number
   readonly transientFailures: number
   readonly conflicts: number
+  readonly lostAcks: number
   readonly latencies: number
   readonly yields: number
 }
@@ -208,6 +212,7 @@ interface MutableStats {
   failures: number
   transientFailures: number
   conflicts: number
+  lostAcks: number
   latencies: number
   yields: number
 }
@@ -217,6 +222,7 @@ const emptyStats = (): MutableStats => ({
   failures: 0,
   transientFailures: 0,
   conflicts: 0,
+  lostAcks: 0,
   latencies: 0,
   yields: 0
 })
@@ -276,6 +282,7 @@ export const make = (underlying: EventStore.EventStore["Service"], options?: Opt
       failure: checkProbability("failure", f.failure),
       transient: checkProbability("transient", f.transient),
       conflict: checkProbability("conflict", op === "append" ? f.conflict : 0),
+      lostAck: checkProbability("lostAck", op === "append" ? f.lostAck : 0),
       latency: checkProbability("latency", f.latency),
       yield: checkProbability("yield", f.yield)
     }
@@ -291,8 +298,9 @@ export const make = (underlying: EventStore.EventStore["Service"], options?: Opt
     readonly delay: Effect.Effect<void>
     readonly failure: EventStoreError | undefined
     readonly conflict: boolean
+    readonly lostAck: EventStoreError | undefined
   }
-  const calmPlan: Plan = { delay: Effect.void, failure: undefined, conflict: false }
+  const calmPlan: Plan = { delay: Effect.void, failure: undefined, conflict: false, lostAck: undefined }
 
   // Draws every number of one call up front, in a fixed order, so the sequence is reproducible.
   const plan = (op: Operation): Plan => {
@@ -314,6 +322,7 @@ export const make = (underlying: EventStore.EventStore["Service"], options?: Opt
     }
     let failure: EventStoreError | undefined
     let conflict = false
+    let lostAck: EventStoreError | undefined
     if (faultDraw < f.failure) {
       c.failures++
       failure = new EventStoreError({
@@ -331,8 +340,20 @@ export const make = (underlying: EventStore.EventStore["Service"], options?: Opt
     } else if (faultDraw < f.failure + f.transient + f.conflict) {
       c.conflicts++
       conflict = true
+    } else if (faultDraw < f.failure + f.transient + f.conflict + f.lostAck) {
+      c.lostAcks++
+      lostAck = new EventStoreError({
+        operation: op,
+        transient: true,
+        cause: new Error(`chaos: the append committed but its acknowledgement was lost (call ${c.calls})`)
+      })
     }
-    return { delay: effects.length === 0 ? Effect.void : Effect.asVoid(Effect.all(effects)), failure, conflict }
+    return {
+      delay: effects.length === 0 ? Effect.void : Effect.asVoid(Effect.all(effects)),
+      failure,
+      conflict,
+      lostAck
+    }
   }
 
   const planned = (op: Operation): Effect.Effect<Plan> =>
@@ -360,11 +381,16 @@ export const make = (underlying: EventStore.EventStore["Service"], options?: Opt
             ? Effect.fail(p.failure)
             : p.conflict
             ? Effect.fail(injectedConflict(request))
+            : p.lostAck !== undefined
+            ? Effect.andThen(underlying.append(request), Effect.fail(p.lostAck))
             : underlying.append(request)
         )),
     readPage: (options) => after("readPage", underlying.readPage(options)),
     head: before("head", underlying.head),
-    awaitAppend: (position) => before("awaitAppend", underlying.awaitAppend(position))
+    awaitAppend: (position) => before("awaitAppend", underlying.awaitAppend(position)),
+    // Not targeted: they pass straight through.
+    readIdempotencyKey: underlying.readIdempotencyKey,
+    horizon: underlying.horizon
   })
 
   const chaos = ChaosStore.of({

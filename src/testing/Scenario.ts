@@ -39,7 +39,7 @@
 import { Effect, Equal, Schema, Stream } from "effect"
 import type * as Command from "../Command.ts"
 import * as CommandExecutor from "../CommandExecutor.ts"
-import type { ConcurrencyConflict, EventDecodeError, EventStoreError, InvalidInput } from "../Errors.ts"
+import type { EventDecodeError, EventStoreError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as EventId from "../EventId.ts"
 import * as EventStore from "../EventStore.ts"
@@ -96,7 +96,7 @@ export const given = <E extends Event.Tagged>(
   catalog: Event.Catalog<E>,
   events: EventsByStream<E>,
   metadata?: Metadata.Metadata
-): Effect.Effect<void, InvalidInput | EventStoreError | ConcurrencyConflict, EventStore.EventStore> =>
+): Effect.Effect<void, EventStore.AppendError, EventStore.EventStore> =>
   Effect.gen(function*() {
     const meta = metadata ?? { correlationId: "scenario-given", causationId: "scenario-given", custom: {} }
     for (const raw in events) {

@@ -5,7 +5,7 @@
  * so files run in parallel. Never skips: without a server, tests fail saying how to get one.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdtempSync } from "node:fs"
@@ -115,14 +115,45 @@ export class TestDatabase extends Context.Service<TestDatabase, {
 export const freshSchemaName = (): string => `ec_test_${Math.random().toString(36).slice(2, 12)}`
 
 /**
+ * A database of its own (dropped afterwards), with `ALTER DATABASE … SET` settings such as
+ * `default_transaction_isolation`: for tests that change what every session of a database
+ * sees, without touching the database other test files share. Yields its URL.
+ */
+export const freshDatabase = (settings: Readonly<Record<string, string>> = {}) =>
+  Effect.gen(function*() {
+    const url = yield* databaseUrl
+    const name = `ec_db_${Math.random().toString(36).slice(2, 12)}`
+    const admin = (statement: string) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql.unsafe(statement).unprepared
+        }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+      ).pipe(Effect.orDie)
+    yield* Effect.acquireRelease(
+      admin(`create database ${name}`),
+      () => admin(`drop database if exists ${name} with (force)`)
+    )
+    for (const [setting, value] of Object.entries(settings)) {
+      yield* admin(`alter database ${name} set ${setting} = '${value.replaceAll("'", "''")}'`)
+    }
+    const target = new URL(url)
+    target.pathname = `/${name}`
+    return target.toString()
+  })
+
+/**
  * The store in a fresh schema, with its `PgClient`/`SqlClient` and the `TestDatabase` facts;
  * the schema is dropped when the layer is released.
  */
 export const layer = (options?: {
   readonly pollInterval?: PostgresEventStore.Options["pollInterval"]
   readonly maxConnections?: number
+  /** Another database than the default one (e.g. from `freshDatabase`). */
+  readonly url?: Effect.Effect<string, never, Scope.Scope>
+  readonly store?: Omit<PostgresEventStore.Options, "schema" | "pollInterval">
 }): Layer.Layer<EventStore | PgClient.PgClient | SqlClient.SqlClient | TestDatabase> =>
-  Layer.unwrap(Effect.map(databaseUrl, (url) => {
+  Layer.unwrap(Effect.map(options?.url ?? databaseUrl, (url) => {
     const schema = freshSchemaName()
     const client = PgClient.layer({ url: Redacted.make(url), maxConnections: options?.maxConnections ?? 16 })
     const dropSchemaAfterwards = Layer.effectDiscard(Effect.gen(function*() {
@@ -134,7 +165,7 @@ export const layer = (options?: {
       )
     }))
     return Layer.mergeAll(
-      PostgresEventStore.layer({ schema, pollInterval: options?.pollInterval }),
+      PostgresEventStore.layer({ ...options?.store, schema, pollInterval: options?.pollInterval }),
       dropSchemaAfterwards,
       Layer.succeed(TestDatabase, { url, schema })
     ).pipe(Layer.provideMerge(client))
