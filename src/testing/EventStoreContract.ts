@@ -273,6 +273,26 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         assert.strictEqual((yield* EventStore.readStream(a)).version, 0)
       }))
 
+    it.effect("a boundary past the store's limit is InvalidInput naming the limit; one at the limit commits", () =>
+      Effect.gen(function*() {
+        const ns = yield* namespace
+        const boundary = (n: number) =>
+          Array.from({ length: n }, (_, i) => ({ streamId: StreamId.makeUnsafe(`${ns}s${i}`), expected: 0 }))
+        const first = StreamId.makeUnsafe(`${ns}s0`)
+        const tooBig = yield* Effect.flip(EventStore.append({
+          streams: boundary(EventStore.defaultMaxBoundary + 1),
+          events: [yield* note(first, "x")]
+        }))
+        assert.strictEqual(tooBig._tag, "InvalidInput")
+        assert.include(tooBig.message, String(EventStore.defaultMaxBoundary))
+        assert.strictEqual((yield* EventStore.readStream(first)).version, 0)
+        const atLimit = yield* EventStore.append({
+          streams: boundary(EventStore.defaultMaxBoundary),
+          events: [yield* note(first, "x")]
+        })
+        assert.strictEqual(atLimit.versions.length, EventStore.defaultMaxBoundary)
+      }))
+
     it.effect("a payload that is not JSON is InvalidInput naming where; undefined properties are dropped", () =>
       Effect.gen(function*() {
         const ns = yield* namespace
