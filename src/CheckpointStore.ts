@@ -43,6 +43,8 @@ export class CheckpointMoved extends Schema.TaggedError<CheckpointMoved>()("Chec
  * leaves it unchanged. Runners save with `advance`, a compare-and-set, so a runner that lost
  * its lock and saves late can move the new holder's checkpoint neither back nor forward.
  * `reset` deletes it (the next run starts from the projection's starting point).
+ * `beginRebuild` marks a rebuild in progress, so that one interrupted halfway (a crash, a
+ * failed reset) is finished before anything is processed again.
  *
  * @example
  * ```ts
@@ -74,8 +76,17 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
     from: Position | undefined,
     to: Position
   ) => Effect.Effect<void, CheckpointMoved | EventStoreError>
-  /** Forgets the checkpoint. */
+  /** Forgets the checkpoint, and any rebuild pending for it. */
   readonly reset: (name: string) => Effect.Effect<void, EventStoreError>
+  /**
+   * Records, durably, that a rebuild of `name` has begun: until `reset` ends it, `advance`
+   * fails with `CheckpointMoved` (a runner that lost its lock cannot save over the rebuild)
+   * and `rebuildPending` is true, so a runner that starts later finishes the rebuild before
+   * processing anything.
+   */
+  readonly beginRebuild: (name: string) => Effect.Effect<void, EventStoreError>
+  /** Whether a rebuild of `name` has begun and not finished. */
+  readonly rebuildPending: (name: string) => Effect.Effect<boolean, EventStoreError>
 }>()("eventcore/CheckpointStore") {}
 
 /**

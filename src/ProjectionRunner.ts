@@ -100,12 +100,23 @@ export interface Metrics {
  * @since 0.1.0
  */
 export interface Lag {
-  /** Matching events not processed yet (counted up to the cap). */
+  /**
+   * Matching events not processed yet, counted up to the cap: those global readers can see,
+   * and those committed but held behind the read horizon (`pending`).
+   */
   readonly events: number
-  /** True when there are at least `events` (the count stopped at the cap). */
+  /** True when there are at least `events` (a count stopped at the cap). */
   readonly capped: boolean
-  /** Age of the oldest unprocessed matching event; 0 when there is none. */
+  /** Age of the oldest unprocessed matching event, visible or not; 0 when there is none. */
   readonly millis: number
+  /**
+   * Of `events`, those committed but not visible yet: another transaction, older than theirs
+   * and still open somewhere in the database cluster, holds every global reader back (see
+   * `EventStore.Horizon`). The runner cannot process them until it ends.
+   */
+  readonly pending: number
+  /** Who holds the horizon back, when `pending` events wait and the database says. */
+  readonly heldBy: EventStore.HorizonHolder | undefined
 }
 
 /**
@@ -122,9 +133,10 @@ export interface Runner<S> {
   readonly position: SubscriptionRef.SubscriptionRef<Position.Position>
   readonly metrics: Effect.Effect<Metrics>
   /**
-   * Reads the store to tell how far behind the head the projection is: from this runner's
-   * position while it processes, from the projection's checkpoint (the active runner's
-   * progress) while it waits in `Standby`.
+   * Reads the store to tell how far behind the last commit the projection is: from this
+   * runner's position while it processes, from the projection's checkpoint (the active
+   * runner's progress) while it waits in `Standby` — events held behind the read horizon
+   * included, with who holds it.
    */
   readonly lag: Effect.Effect<Lag, EventStoreError>
   /** Completes once the status has the given tag (at once if it has). */
@@ -277,15 +289,26 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       onBatch: Effect.andThen(Effect.sync(() => progress.made = true), sample)
     })
 
+    // A rebuild is marked pending first (durably), then cleared in one go: for a transactional
+    // projection the read model, dead letters and checkpoint in one transaction; otherwise the
+    // read model first, so that a crash halfway never leaves the old checkpoint on a cleared
+    // read model (nor replays onto the old one). Whatever fails, the mark stays, and the next
+    // session finishes the rebuild before it processes anything.
+    const clear = Effect.gen(function*() {
+      yield* projection.reset
+      yield* deadLetters.clear(name)
+      yield* checkpoints.reset(name)
+      // "The end" is now, not whenever the next run subscribes: nothing committed after the
+      // rebuild returns is missed.
+      if (projection.startFrom === "end") yield* checkpoints.advance(name, undefined, yield* store.head)
+    })
     const reset = Effect.gen(function*() {
       if (durable) {
-        yield* checkpoints.reset(name)
-        yield* deadLetters.clear(name)
-        // "The end" is now, not whenever the next run subscribes: nothing committed after the
-        // rebuild returns is missed.
-        if (projection.startFrom === "end") yield* checkpoints.advance(name, undefined, yield* store.head)
+        yield* checkpoints.beginRebuild(name)
+        yield* projection.transaction === undefined ? clear : projection.transaction(clear)
+      } else {
+        yield* projection.reset
       }
-      yield* projection.reset
       yield* SubscriptionRef.set(state, projection.initial)
       yield* SubscriptionRef.set(position, Position.initial)
       counters.processed = 0
@@ -303,6 +326,7 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       setStatus,
       processing,
       reset,
+      rebuildPending: checkpoints.rebuildPending(name),
       retrySchedule: options?.retry ?? defaultRetry,
       progress,
       resumable
@@ -371,14 +395,21 @@ export const start = <E extends Event.Tagged, S, Err, R>(
     const lag = Effect.gen(function*() {
       const after = yield* lagFrom
       // No checkpoint and `startFrom: "end"`: the first runner will start at the head.
-      if (after === undefined) return { events: 0, capped: false, millis: 0 } satisfies Lag
+      if (after === undefined) {
+        return { events: 0, capped: false, millis: 0, pending: 0, heldBy: undefined } satisfies Lag
+      }
       const page = yield* store.readPage({ after, filter, limit: lagCap })
+      // Everything behind the horizon comes after what is visible, so after `after` too.
+      const horizon = yield* store.horizon({ filter, cap: lagCap })
       const oldest = page.events[0]
       const now = yield* Clock.currentTimeMillis
+      const visibleMillis = oldest === undefined ? 0 : Math.max(0, now - DateTime.toEpochMillis(oldest.recordedAt))
       return {
-        events: page.events.length,
-        capped: !page.end,
-        millis: oldest === undefined ? 0 : Math.max(0, now - DateTime.toEpochMillis(oldest.recordedAt))
+        events: page.events.length + horizon.pending,
+        capped: !page.end || horizon.pendingCapped,
+        millis: Math.max(visibleMillis, horizon.pendingMillis),
+        pending: horizon.pending,
+        heldBy: horizon.heldBy
       } satisfies Lag
     })
 

@@ -105,6 +105,9 @@ export const run = <E extends Event.Tagged, S, Err, R>(
     counters.checkpoint = loaded
     let saved = loaded
     let at = loaded ?? Position.initial
+    // Where a plain (non-transactional) projection's effects reach, event by event: a stop in
+    // the middle of a batch saves this, so the next runner does not redo what was done.
+    let done = at
     let folded = yield* SubscriptionRef.get(env.state)
     let sinceSave = 0
     let lastSaveAt = yield* Clock.currentTimeMillis
@@ -192,6 +195,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
               try {
                 next = pure(next, decoded.success, item.event)
                 tally.processed++
+                done = item.position
                 continue
               } catch {
                 // handled below, under the failure policy
@@ -200,6 +204,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
           }
           next = yield* processEvent(next, item.event, tally)
           tally.processed++
+          if (transaction === undefined) done = item.position
         }
         // Inside the transaction: the batch commits only if the checkpoint is still where this
         // runner left it (see `CheckpointStore.advance`).
@@ -246,6 +251,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
           yield* SubscriptionRef.set(env.state, folded)
         }
         at = last
+        done = last
         yield* env.onBatch
         const goesLive = caughtUp && !live
         if (durable && saved !== at) {
@@ -277,10 +283,11 @@ export const run = <E extends Event.Tagged, S, Err, R>(
     yield* input.pipe(
       Stream.runForEachArray(batch),
       // Always save on the way out (interruption included), unless another runner or a rebuild
-      // moved the checkpoint meanwhile (the failure that stopped this run already says so).
+      // moved the checkpoint meanwhile (the failure that stopped this run already says so):
+      // up to the last event whose effects stand, so a runner taking over next does not redo it.
       Effect.ensuring(Effect.suspend(() =>
-        durable && saved !== at
-          ? save(at).pipe(
+        durable && saved !== done
+          ? save(done).pipe(
             Effect.catchTag("CheckpointMoved", () => Effect.void),
             Effect.catchCause((cause) =>
               Effect.logWarning(`eventcore: projection ${name} could not save its checkpoint on shutdown`, cause)

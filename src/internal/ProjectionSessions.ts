@@ -85,6 +85,8 @@ export interface Config<E, R> {
   readonly processing: Effect.Effect<void, E, R>
   /** Clears the checkpoint, dead letters, read model and counters (a rebuild). */
   readonly reset: Effect.Effect<void, unknown, R>
+  /** Whether a rebuild begun earlier (by any runner, in any process) has not finished. */
+  readonly rebuildPending: Effect.Effect<boolean, unknown, R>
   /** The pause between retries after transient store errors; a fresh run after progress. */
   readonly retrySchedule: Schedule.Schedule<unknown, EventStoreError>
   /** Set by processing whenever it gets something done: a later outage starts a fresh backoff. */
@@ -106,19 +108,22 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
     yield* setStatus({ _tag: "Standby" })
     const lease = config.durable ? yield* config.locks.acquire(name) : neverLost
     let request = first
+    // A rebuild that began and did not finish (a crash, a reset that failed) is finished before
+    // anything else is processed: it stays pending until it succeeds.
+    let unfinished = config.durable && request?._tag !== "Rebuild" && (yield* config.rebuildPending)
     while (true) {
       // Before the request completes: once `rebuild` returns, `Live` means the new run's.
       yield* setStatus({ _tag: "CatchingUp" })
-      if (request !== undefined) {
-        if (request._tag === "Rebuild") {
-          const exit = yield* Effect.exit(config.reset)
-          yield* Deferred.done(request.done, exit)
-          if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
-        } else {
-          yield* Deferred.succeed(request.done, undefined)
-        }
-        request = undefined
+      if (unfinished || request?._tag === "Rebuild") {
+        if (unfinished) yield* Effect.logWarning(`eventcore: projection ${name}: finishing a rebuild begun earlier`)
+        unfinished = false
+        const exit = yield* Effect.exit(config.reset)
+        if (request !== undefined) yield* Deferred.done(request.done, exit)
+        if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
+      } else if (request !== undefined) {
+        yield* Deferred.succeed(request.done, undefined)
       }
+      request = undefined
       // In the session's scope, so closing it stops processing (and saves the checkpoint)
       // before the lock's finalizer releases the lock to the next runner.
       const fiber = yield* Effect.forkScoped(config.processing)

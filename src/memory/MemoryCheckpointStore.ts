@@ -22,6 +22,7 @@ import * as Position from "../Position.ts"
  */
 export const make: Effect.Effect<CheckpointStore["Service"]> = Effect.sync(() => {
   const checkpoints = new Map<string, Position.Position>()
+  const rebuilding = new Set<string>()
   return CheckpointStore.of({
     load: (name) => Effect.sync(() => checkpoints.get(name)),
     save: (name, position) =>
@@ -31,11 +32,19 @@ export const make: Effect.Effect<CheckpointStore["Service"]> = Effect.sync(() =>
       }),
     advance: (name, from, to) =>
       Effect.suspend(() => {
-        if (checkpoints.get(name) !== from) return Effect.fail(new CheckpointMoved({ name, expected: from }))
+        if (rebuilding.has(name) || checkpoints.get(name) !== from) {
+          return Effect.fail(new CheckpointMoved({ name, expected: from }))
+        }
         checkpoints.set(name, to)
         return Effect.void
       }),
-    reset: (name) => Effect.sync(() => void checkpoints.delete(name))
+    reset: (name) =>
+      Effect.sync(() => {
+        checkpoints.delete(name)
+        rebuilding.delete(name)
+      }),
+    beginRebuild: (name) => Effect.sync(() => void rebuilding.add(name)),
+    rebuildPending: (name) => Effect.sync(() => rebuilding.has(name))
   })
 })
 

@@ -176,6 +176,8 @@ const trust: Migration = {
     `create index idempotency_keys_recorded_at on ${s}.idempotency_keys (recorded_at)`,
     // A rebuild that has begun and not finished: the next runner finishes it before processing.
     `alter table ${s}.checkpoints add column rebuild_pending boolean not null default false`,
+    // A rebuild may begin before the projection ever saved a position.
+    `alter table ${s}.checkpoints alter column position drop not null`,
     appendFunction(s)
   ]
 }

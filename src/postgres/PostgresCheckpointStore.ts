@@ -42,7 +42,7 @@ export interface Options {
 export const make = Effect.fnUntraced(function*(options?: Options) {
   const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
   const sql = yield* SqlClient.SqlClient
-  const loadSql = `select position from ${schema}.checkpoints where name = $1`
+  const loadSql = `select position from ${schema}.checkpoints where name = $1 and position is not null`
   // Forward only: a late save (a runner that lost its lock) never moves a checkpoint back.
   const saveSql = `insert into ${schema}.checkpoints as c (name, position, updated_at) values ($1, $2, now())
     on conflict (name) do update set position = excluded.position, updated_at = now()
@@ -51,10 +51,15 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   // until commit, so of two runners committing batches from the same checkpoint one waits,
   // then finds it moved.
   const advanceSql = `update ${schema}.checkpoints set position = $3, updated_at = now()
-    where name = $1 and position = $2 returning 1 as advanced`
+    where name = $1 and position = $2 and not rebuild_pending returning 1 as advanced`
   const createSql = `insert into ${schema}.checkpoints (name, position, updated_at) values ($1, $2, now())
     on conflict (name) do nothing returning 1 as advanced`
   const resetSql = `delete from ${schema}.checkpoints where name = $1`
+  // A pending rebuild keeps the row (its position stays until the rebuild resets it).
+  const beginRebuildSql = `insert into ${schema}.checkpoints as c (name, position, updated_at, rebuild_pending)
+    values ($1, null, now(), true)
+    on conflict (name) do update set rebuild_pending = true, updated_at = now()`
+  const rebuildPendingSql = `select rebuild_pending from ${schema}.checkpoints where name = $1`
 
   return CheckpointStore.of({
     load: (name) =>
@@ -78,6 +83,16 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       sql.unsafe(resetSql, [name]).pipe(
         Effect.asVoid,
         Effect.mapError((error) => fromSqlError("checkpoint reset", error))
+      ),
+    beginRebuild: (name) =>
+      sql.unsafe(beginRebuildSql, [name]).pipe(
+        Effect.asVoid,
+        Effect.mapError((error) => fromSqlError("checkpoint rebuild", error))
+      ),
+    rebuildPending: (name) =>
+      sql.unsafe<{ readonly rebuild_pending: boolean }>(rebuildPendingSql, [name]).pipe(
+        Effect.map((rows) => rows[0]?.rebuild_pending === true),
+        Effect.mapError((error) => fromSqlError("checkpoint rebuild", error))
       )
   })
 })

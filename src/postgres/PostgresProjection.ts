@@ -10,6 +10,7 @@
  *
  * @since 0.1.0
  */
+import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
@@ -88,8 +89,9 @@ export interface Options {
 }
 
 /**
- * The projection services on PostgreSQL: checkpoints, dead letters and the cross-process
- * lock, all on the `SqlClient` in context, in the store's schema.
+ * The projection services on PostgreSQL: checkpoints and dead letters on the `SqlClient` in
+ * context, in the store's schema, and the cross-process lock on a connection of its own opened
+ * with the `PgClient`'s settings.
  *
  * @example
  * ```ts
@@ -106,7 +108,11 @@ export interface Options {
  */
 export const layer = (
   options?: Options
-): Layer.Layer<CheckpointStore | DeadLetterStore | ProjectionLock, InvalidInput | SqlError, SqlClient.SqlClient> =>
+): Layer.Layer<
+  CheckpointStore | DeadLetterStore | ProjectionLock,
+  InvalidInput | SqlError,
+  SqlClient.SqlClient | PgClient.PgClient
+> =>
   Layer.mergeAll(
     PostgresCheckpointStore.layer({ schema: options?.schema }),
     PostgresDeadLetterStore.layer({ schema: options?.schema }),

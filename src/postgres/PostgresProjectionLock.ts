@@ -1,30 +1,31 @@
 /**
- * One active runner per projection name across processes: a PostgreSQL session-level
- * advisory lock, keyed by a 64-bit hash of the schema and the projection name, held on a
- * connection reserved from the pool for as long as the runner is active.
+ * One active runner per projection name across processes: PostgreSQL session-level advisory
+ * locks, keyed by a 64-bit hash of the schema and the projection name.
  *
- * - Taking it: `pg_try_advisory_lock` on the reserved connection, retried every
- *   `pollInterval` while another session holds it (waiting runners stay in `Standby`). The
- *   release is registered before the first try, so an interruption at any point (even while a
- *   try that the server granted is in flight) cannot leave the lock on a pooled connection.
- * - Holding it: the connection stays reserved (the pool cannot hand it to anyone else, so no
- *   other code can unlock it or run under it); a heartbeat (`select 1`) every `heartbeat`
- *   notices a broken connection and reports the lease lost, so the runner stops processing.
- *   A heartbeat that gets no answer within `heartbeatTimeout` (a half-open connection, a
- *   stalled server) counts as lost too.
+ * - Where they live: every lock this process holds, and every try of a runner waiting in
+ *   `Standby`, goes through one dedicated connection of its own, opened from the `PgClient`'s
+ *   settings beside its pool, not taken from it. Runners therefore never starve the pool,
+ *   however many wait, and a process uses one connection for all its projection locks. The
+ *   connection opens when a runner first needs it and closes a second after the last lets go.
+ * - Within the process, runners of one name take turns on a semaphore first: session locks
+ *   are re-entrant, so the session alone would let two of them in.
+ * - Taking one: `pg_try_advisory_lock`, retried every `pollInterval` while another process
+ *   holds it. The release is registered before the first try, so an interruption at any point
+ *   (even while a try the server granted is in flight) cannot leave the lock behind.
+ * - Holding: a heartbeat (`select 1`) every `heartbeat` checks the connection; one that gets
+ *   no answer within `heartbeatTimeout` (a broken or half-open connection, a stalled server)
+ *   means every lease on it is lost: their runners stop processing, the session is terminated
+ *   from a pool connection (`pg_terminate_backend`, checked by pid and backend start time) so
+ *   the server frees its locks at once, and the next try opens a fresh connection.
  * - Losing it: when the holding process dies, its connection closes and PostgreSQL releases
- *   the lock at once; a waiting runner takes it on its next poll. When the heartbeat fails,
- *   the lock's session is terminated from another connection (`pg_terminate_backend`, checked
- *   by pid and backend start time), so a session the client can no longer reach does not keep
- *   the lock until the server notices.
- * - Releasing it: `pg_advisory_unlock_all()` (the session holds nothing else) within
- *   `heartbeatTimeout` before the connection goes back to the pool; if that fails or times
- *   out, the session is terminated instead, so it never returns to the pool holding the lock.
+ *   the lock at once; a waiting runner takes it on its next poll.
+ * - Releasing: `pg_advisory_unlock` within `heartbeatTimeout`; if that fails or times out,
+ *   the session is terminated instead (its other leases are lost with it).
  *
  * @since 0.1.0
  */
-import { Cause, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
-import { SqlClient } from "effect/sql"
+import { PgClient, PgConnection } from "@effect/sql-pg"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, RcRef, Scope, Semaphore } from "effect"
 import { EventStoreError, type InvalidInput } from "../Errors.ts"
 import { ProjectionLock } from "../ProjectionLock.ts"
 import { fromSqlError } from "./errors.ts"
@@ -38,10 +39,10 @@ export interface Options {
   readonly schema?: string | undefined
   /** How often a waiting runner tries the lock again. Default 500 ms. */
   readonly pollInterval?: Duration.Input | undefined
-  /** How often a holder checks its connection. Default 1 second. */
+  /** How often the lock connection is checked. Default 1 second. */
   readonly heartbeat?: Duration.Input | undefined
   /**
-   * How long a heartbeat (or the unlock) may take before the connection counts as broken.
+   * How long a heartbeat (or an unlock) may take before the connection counts as broken.
    * Default 5 seconds.
    */
   readonly heartbeatTimeout?: Duration.Input | undefined
@@ -69,8 +70,21 @@ const within = <A, E>(effect: Effect.Effect<A, E>, timeout: Duration.Duration) =
     return yield* exit.value
   })
 
+/** The dedicated connection holding this process's locks. */
+interface Session {
+  readonly query: (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<
+    ReadonlyArray<Record<string, unknown>>,
+    EventStoreError
+  >
+  /** Completes once the session is known to be broken: every lock on it may be gone. */
+  readonly lost: Effect.Effect<void>
+  /** Ends the session from a pool connection, so the server frees its locks now. */
+  readonly terminate: (why: string) => Effect.Effect<void>
+}
+
 /**
- * Builds the lock on the `SqlClient` in context.
+ * Builds the lock on the `PgClient` in context (its settings for the dedicated connection,
+ * its pool to terminate a stuck session).
  *
  * @example
  * ```ts
@@ -78,7 +92,7 @@ const within = <A, E>(effect: Effect.Effect<A, E>, timeout: Duration.Duration) =
  * import { PostgresProjectionLock } from "eventcore/postgres"
  *
  * const exclusive = Effect.scoped(Effect.gen(function*() {
- *   const locks = yield* PostgresProjectionLock.make({ pollInterval: "1 second" }) // needs a SqlClient
+ *   const locks = yield* PostgresProjectionLock.make({ pollInterval: "1 second" }) // needs a PgClient
  *   const lease = yield* locks.acquire("balances") // held until the scope closes
  *   yield* Effect.raceFirst(Effect.log("working").pipe(Effect.forever), lease.lost)
  * }))
@@ -87,74 +101,123 @@ const within = <A, E>(effect: Effect.Effect<A, E>, timeout: Duration.Duration) =
  */
 export const make = Effect.fnUntraced(function*(options?: Options) {
   const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
-  const sql = yield* SqlClient.SqlClient
+  const pg = yield* PgClient.PgClient
   const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? "500 millis")
   const heartbeat = Duration.fromInputUnsafe(options?.heartbeat ?? "1 second")
   const heartbeatTimeout = Duration.fromInputUnsafe(options?.heartbeatTimeout ?? "5 seconds")
+  const failure = (error: Parameters<typeof fromSqlError>[1]) => fromSqlError("projection lock", error)
 
-  const acquire = (name: string) =>
-    Effect.gen(function*() {
-      const connection = yield* sql.reserve.pipe(Effect.mapError((error) => fromSqlError("projection lock", error)))
-      const query = (text: string, params: ReadonlyArray<unknown> = [schema, name]) =>
-        connection.executeUnprepared(text, params, undefined).pipe(
-          Effect.mapError((error) => fromSqlError("projection lock", error))
-        )
-      // Who this session is, so it can be terminated from elsewhere, and only it (a pid alone
-      // may be reused by a later session).
+  const terminateSql =
+    `select pg_terminate_backend(pid) from pg_stat_activity where pid = $1 and backend_start::text = $2`
+
+  const sessions: RcRef.RcRef<Session, EventStoreError> = yield* RcRef.make({
+    idleTimeToLive: "1 second",
+    acquire: Effect.gen(function*() {
+      const connection = yield* PgConnection.make({
+        ...pg.config,
+        applicationName: `eventcore projection locks (${schema})`
+      }).pipe(Effect.mapError(failure))
+      const query = (text: string, params: ReadonlyArray<unknown>) =>
+        Effect.map(connection.query(text, params, false), (result) => result.rows).pipe(Effect.mapError(failure))
+      // Who this session is, so that it can be terminated from elsewhere, and only it (a pid
+      // alone may be reused by a later session).
       const [self] = yield* query(
         `select pid, backend_start::text as started from pg_stat_activity where pid = pg_backend_pid()`,
         []
-      ) as Effect.Effect<ReadonlyArray<{ readonly pid: number; readonly started: string }>, EventStoreError>
+      )
       const terminate = (why: string) =>
-        self === undefined
-          ? Effect.void
-          : within(
-            sql.unsafe(
-              `select pg_terminate_backend(pid) from pg_stat_activity where pid = $1 and backend_start::text = $2`,
-              [self.pid, self.started]
-            ),
-            heartbeatTimeout
-          ).pipe(
-            Effect.andThen(Effect.logWarning(`eventcore: projection ${name}: ${why}; terminated its lock session`)),
-            Effect.catchCause((cause) =>
-              Effect.logWarning(
-                `eventcore: projection ${name}: ${why}, and its lock session could not be terminated; ` +
-                  "the server frees the lock when it notices the connection is gone",
-                cause
-              )
+        self === undefined ? Effect.void : within(
+          pg.unsafe(terminateSql, [self["pid"], self["started"]]),
+          heartbeatTimeout
+        ).pipe(
+          Effect.andThen(
+            Effect.logWarning(`eventcore: projection locks of ${schema}: ${why}; terminated their session`)
+          ),
+          Effect.catchCause((cause) =>
+            Effect.logWarning(
+              `eventcore: projection locks of ${schema}: ${why}, and their session could not be terminated; ` +
+                "the server frees the locks when it notices the connection is gone",
+              cause
             )
           )
-      // Registered before the first try: whatever interrupts what follows, the connection does
-      // not go back to the pool holding the lock.
-      yield* Effect.addFinalizer(() =>
-        within(query(`select pg_advisory_unlock_all()`, []), heartbeatTimeout).pipe(
-          Effect.catchCause(() => terminate("could not unlock"))
+        )
+      const lost = yield* Deferred.make<void>()
+      const loseAll = (why: string, cause: Cause.Cause<unknown>) =>
+        Effect.gen(function*() {
+          yield* Effect.logWarning(`eventcore: projection locks of ${schema}: ${why}`, cause)
+          yield* Deferred.succeed(lost, undefined)
+          yield* RcRef.invalidate(sessions)
+          yield* terminate(why)
+        }).pipe(Effect.uninterruptible)
+      yield* Effect.forkScoped(
+        Effect.gen(function*() {
+          while (true) {
+            yield* sleepReal(heartbeat)
+            yield* within(query("select 1", []), heartbeatTimeout)
+          }
+        }).pipe(
+          Effect.catchCause((cause) =>
+            Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : loseAll("the lock connection failed", cause)
+          )
         )
       )
+      return { query, lost: Deferred.await(lost), terminate } satisfies Session
+    })
+  })
+
+  const local = new Map<string, Semaphore.Semaphore>()
+  const turnOf = (name: string) => {
+    let semaphore = local.get(name)
+    if (semaphore === undefined) {
+      semaphore = Semaphore.makeUnsafe(1)
+      local.set(name, semaphore)
+    }
+    return semaphore
+  }
+
+  /**
+   * One try on the current session, in the caller's scope: the lease, or undefined (the
+   * scope's finalizers then only give the session back).
+   */
+  const tryOnce = (name: string) =>
+    Effect.gen(function*() {
+      const session = yield* RcRef.get(sessions)
+      // Registered before the try: whatever interrupts it, the lock does not stay behind. Only
+      // a try that may have been granted is undone (an unlock of a lock not held makes the
+      // server log a warning, and waiting runners try every `pollInterval`).
+      let mayHold = true
+      yield* Effect.addFinalizer(() =>
+        mayHold
+          ? within(session.query(`select pg_advisory_unlock(${keySql})`, [schema, name]), heartbeatTimeout).pipe(
+            Effect.catchCause(() => session.terminate(`the lock of projection ${name} could not be released`))
+          )
+          : Effect.void
+      )
+      const rows = yield* session.query(`select pg_try_advisory_lock(${keySql}) as locked`, [schema, name])
+      mayHold = rows[0]?.["locked"] === true
+      return mayHold ? { lost: session.lost } : undefined
+    })
+
+  const acquire = (name: string) =>
+    Effect.gen(function*() {
+      yield* Semaphore.takeScoped(turnOf(name), 1)
       while (true) {
-        const rows = yield* query(`select pg_try_advisory_lock(${keySql}) as locked`)
-        if ((rows[0] as { readonly locked?: boolean } | undefined)?.locked === true) break
-        yield* sleepReal(pollInterval)
-      }
-      const lost = yield* Deferred.make<void>()
-      const beat = Effect.gen(function*() {
-        while (true) {
-          yield* sleepReal(heartbeat)
-          yield* within(query("select 1", []), heartbeatTimeout)
-        }
-      }).pipe(
-        Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.gen(function*() {
-            yield* Effect.logWarning(`eventcore: projection ${name} lost its lock connection`, cause)
-            yield* Deferred.succeed(lost, undefined)
-            // Processing stops (above); the session must go even though the lease's scope is
-            // closing meanwhile: it may be alive on the server, holding the lock.
-            yield* Effect.uninterruptible(terminate("its lock connection failed"))
+        // The try is interruptible; handing its scope over to the caller's is not.
+        const lease = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const attempt = yield* Scope.make()
+            const exit = yield* Effect.exit(restore(Scope.provide(tryOnce(name), attempt)))
+            if (Exit.isSuccess(exit) && exit.value !== undefined) {
+              yield* Effect.addFinalizer((end) => Scope.close(attempt, end))
+              return exit.value
+            }
+            yield* Scope.close(attempt, exit)
+            return yield* exit
           })
         )
-      )
-      yield* Effect.forkScoped(beat)
-      return { lost: Deferred.await(lost) }
+        if (lease !== undefined) return lease
+        yield* sleepReal(pollInterval)
+      }
     })
 
   return ProjectionLock.of({
@@ -174,10 +237,10 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
  * ```ts
  * import { PostgresProjectionLock } from "eventcore/postgres"
  *
- * // Needs a SqlClient.
+ * // Needs a PgClient.
  * const Lock = PostgresProjectionLock.layer({ heartbeat: "2 seconds", heartbeatTimeout: "10 seconds" })
  * ```
  * @since 0.1.0
  */
-export const layer = (options?: Options): Layer.Layer<ProjectionLock, InvalidInput, SqlClient.SqlClient> =>
+export const layer = (options?: Options): Layer.Layer<ProjectionLock, InvalidInput, PgClient.PgClient> =>
   Layer.effect(ProjectionLock, make(options))

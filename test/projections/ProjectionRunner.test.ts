@@ -160,7 +160,7 @@ describe("ProjectionRunner", () => {
       assert.isTrue(!tags.includes("Faulted"))
       const metrics = yield* runner.metrics
       assert.strictEqual(metrics.processed, 16)
-      assert.deepStrictEqual(yield* runner.lag, { events: 0, capped: false, millis: 0 })
+      assert.deepStrictEqual(yield* runner.lag, { events: 0, capped: false, millis: 0, pending: 0, heldBy: undefined })
     })))
 
   it.effect("reports lag while behind, and status CatchingUp before Live", () =>
