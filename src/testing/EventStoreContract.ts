@@ -364,13 +364,15 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           `${ns}счёт-口座-💶`,
           `${ns}%_like*`
         ]
+        let last = Position.initial
         for (const raw of ids) {
           const id = StreamId.makeUnsafe(raw)
-          yield* appendNotes(id, 0, [raw])
+          last = (yield* appendNotes(id, 0, [raw])).events[0]?.position ?? last
           const read = yield* EventStore.readStream(id)
           assert.strictEqual(read.events[0]?.streamId, raw)
           assert.deepStrictEqual(texts(read), [raw])
         }
+        yield* EventStore.awaitVisible(last)
         const prefixed = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: `${ns}%_` } }))
         assert.deepStrictEqual(prefixed.map((e) => e.streamId), [`${ns}%_like*`])
       }))
@@ -391,7 +393,9 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
           streams: [{ streamId: b, expected: 0 }],
           events: [{ streamId: b, eventId: yield* EventId.make, metadata, ...flag.success }]
         })
-        yield* appendNotes(a, 2, ["a3"])
+        const written = yield* appendNotes(a, 2, ["a3"])
+        // Global readers see a commit once every older transaction has ended (the read horizon).
+        yield* EventStore.awaitVisible(at(written.events, 0).position)
 
         const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
         assert.deepStrictEqual(all.map((e) => `${e.streamId.slice(ns.length)}@${e.streamVersion}`), [
@@ -489,7 +493,8 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
       Effect.gen(function*() {
         const ns = yield* namespace
         const id = StreamId.makeUnsafe(`${ns}tail`)
-        yield* appendNotes(id, 0, ["old"])
+        const old = yield* appendNotes(id, 0, ["old"])
+        yield* EventStore.awaitVisible(at(old.events, 0).position)
         const head = yield* EventStore.EventStore.use((s) => s.head)
         const received = yield* Subscription.stream({ from: head, filter: { streamPrefix: ns } }).pipe(
           Stream.take(1),

@@ -5,7 +5,7 @@
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Random, Result, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { CommandExecutor, EventStore, StreamId, Subscription } from "eventcore"
+import { CommandExecutor, EventStore, Position, StreamId, Subscription } from "eventcore"
 import { AccountEvents, balanceDelta, Deposit, OpenAccount, Transfer } from "../../examples/banking/Account.ts"
 import { appendTo, namespace, raw, stream } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
@@ -62,6 +62,11 @@ layer(Live, { excludeTestServices: true, timeout: "120 seconds" })("banking on P
           Array.from({ length: read.version }, (_, i) => i + 1)
         )
       }
+      const newest = reads.flatMap((read) => read.events).reduce(
+        (a, b) => (Position.isAfter(b.position, a) ? b.position : a),
+        Position.initial
+      )
+      yield* EventStore.awaitVisible(newest)
       const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
       assert.strictEqual(new Set(all.map((e) => e.eventId)).size, all.length)
       assert.strictEqual(all.length, reads.reduce((sum, read) => sum + read.version, 0))

@@ -119,6 +119,7 @@ layer(Harness.layer(), { excludeTestServices: true, timeout: "120 seconds" })("P
       const positions = result.events.map((e) => e.position)
       assert.deepStrictEqual(positions.toSorted(), positions)
       assert.strictEqual(new Set(positions.map(Position.transaction)).size, 1)
+      yield* EventStore.awaitVisible(positions[4] ?? Position.initial)
       const page = yield* readAllAfter(Position.initial, ns)
       assert.deepStrictEqual(page.events.map((e) => e.eventId), events.map((e) => e.eventId))
       assert.deepStrictEqual(page.events.map((e) => e.position), positions)
@@ -142,6 +143,7 @@ layer(Harness.layer(), { excludeTestServices: true, timeout: "120 seconds" })("P
         "the page does not move past the open transaction"
       )
       yield* held.finish("commit")
+      yield* EventStore.awaitVisible(committed.events[0]?.position ?? Position.initial)
       const after = yield* readAllAfter(before.next, ns)
       assert.deepStrictEqual(after.events.map((e) => e.streamId), [early, late])
       assert.strictEqual(after.events[1]?.eventId, committed.events[0]?.eventId)
@@ -237,20 +239,22 @@ layer(Harness.layer(), { excludeTestServices: true, timeout: "120 seconds" })("P
       const ns = yield* namespace
       const streams = [stream(`${ns}x`), stream(`${ns}y`), stream(`${ns}z`)]
       // Each writer appends to one stream while reading all three: transaction ids must follow commit order.
-      yield* Effect.forEach(
+      const written = yield* Effect.forEach(
         Array.from({ length: 12 }, (_, w) => w),
         (w) =>
           Effect.forEach(Array.from({ length: 10 }, (_, i) => i), () =>
             Effect.gen(function*() {
               const target = streams[w % 3] ?? streams[0]
-              if (target === undefined) return
-              yield* EventStore.append({
+              if (target === undefined) return Position.initial
+              const result = yield* EventStore.append({
                 streams: streams.map((streamId) => ({ streamId, expected: "any" as const })),
                 events: [yield* event(target)]
               })
-            }), { discard: true }),
-        { concurrency: "unbounded", discard: true }
+              return result.events[0]?.position ?? Position.initial
+            })),
+        { concurrency: "unbounded" }
       )
+      yield* EventStore.awaitVisible(written.flat().reduce((a, b) => (Position.isAfter(b, a) ? b : a)))
       const events = yield* readAllAfter(Position.initial, ns).pipe(Effect.map((p) => p.events))
       assert.strictEqual(events.length, 120)
       for (const id of streams) {

@@ -54,7 +54,8 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("the read hori
     Effect.scoped(Effect.gen(function*() {
       const ns = yield* namespace
       const a = stream(`${ns}a`)
-      yield* appendTo(a, 0)
+      const first = yield* appendTo(a, 0)
+      yield* EventStore.awaitVisible(first.events[0]?.position ?? Position.initial)
       const runner = yield* ProjectionRunner.start(
         Projection.make({ name: `${ns}runner`, events: Notes, filter: { streamPrefix: ns }, handle: () => Effect.void })
       )
