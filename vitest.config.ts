@@ -8,8 +8,10 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["source"] } },
   test: {
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Guards against hangs only: waits are on conditions, never on time, and a loaded machine
+    // (npm run test:stress runs the suite twice at once) may take several times longer.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     ...(report === undefined ? {} : { reporters: ["default", "json"], outputFile: { json: report } })
   }
 })

@@ -14,14 +14,21 @@ const metadata = `'{"correlationId":"bench","causationId":"bench","custom":{}}':
 
 const accountId = (variable: string) => `('pgb-acct-' || (:${variable})::text)`
 
-/** Opens and funds the baseline's accounts (2 events each, like OpenAccount + Deposit). */
+/**
+ * Opens and funds the baseline's accounts (2 events each, like OpenAccount + Deposit), one
+ * transaction per account: the append refuses to run in a transaction that already wrote.
+ */
 export const seedBaselineAccounts = (schema: string, clients: number, perClient: number): string =>
-  `select count(*) from (
-     select ${schema}.append(array[a.id], array[0]::bigint[], array[gen_random_uuid(), gen_random_uuid()], array[a.id, a.id],
-       array['AccountOpened', 'MoneyDeposited'], array[1, 1],
-       array['{"owner":"bench"}'::jsonb, '{"amount":1000000000}'::jsonb], array[${metadata}, ${metadata}], now())
-     from (select 'pgb-acct-' || n as id from generate_series(0, ${clients * perClient - 1}) as n) as a
-   ) as seeded`
+  `do $$
+   declare a text;
+   begin
+     for a in select 'pgb-acct-' || n from generate_series(0, ${clients * perClient - 1}) as n loop
+       perform ${schema}.append(array[a], array[0]::bigint[], array[gen_random_uuid(), gen_random_uuid()], array[a, a],
+         array['AccountOpened', 'MoneyDeposited'], array[1, 1],
+         array['{"owner":"bench"}'::jsonb, '{"amount":1000000000}'::jsonb], array[${metadata}, ${metadata}], now());
+       commit;
+     end loop;
+   end $$`
 
 /** Appends `batch` events to the client's own stream in one call. */
 export const batchAppend = (schema: string, batch: number): string => {

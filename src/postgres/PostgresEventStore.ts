@@ -285,7 +285,9 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       if (Result.isFailure(replay)) return yield* replay.failure
       return replay.success
     }
-    if (events.length > 0) yield* wakeups.appended
+    // Subscribers are woken once the events can be seen: inside a caller's transaction, when
+    // it commits (a rollback wakes nobody).
+    if (events.length > 0) yield* sql.afterCommit(wakeups.appended)
     return toAppendResult({
       tx: row.o_tx_id,
       streams: request.streams.map((s) => s.streamId),
