@@ -4,9 +4,12 @@
  * what it reserved (compensation) and rejects the order.
  *
  * It is a durable projection, so it runs at least once per event: after a crash it may see
- * an order again. It skips orders already decided, and every command it issues is
- * idempotent per order, so a second run — even one interrupted halfway — changes nothing
- * that the first run did. (With dynamic consistency boundaries one command could
+ * an order again. It skips orders already decided, every command it issues is idempotent per
+ * order in the domain, and each carries an idempotency key made from the event it reacts to
+ * and its step: a second run — even one interrupted halfway, even in another process —
+ * replays what the first run did instead of doing it again. It runs outside any read-model
+ * transaction: a command cannot append inside a transaction that has already written
+ * (docs/projections.md, "Process managers"). (With dynamic consistency boundaries one command could
  * reserve all products atomically; this example shows the saga shape for when the steps
  * must be separate, e.g. products in different services.)
  */
@@ -26,15 +29,18 @@ export const Fulfilment = Projection.make({
     const order = orderOf(stored.streamId)
     // Every event the saga causes names the OrderPlaced event as its cause and carries the
     // order's correlation id on, so an order's whole story can be followed through the log.
-    const options = {
-      metadata: { correlationId: stored.metadata.correlationId, causationId: stored.eventId }
-    }
+    const metadata = { correlationId: stored.metadata.correlationId, causationId: stored.eventId }
+    const step = (name: string) => ({ metadata, idempotencyKey: `order-fulfilment/${stored.eventId}/${name}` })
     return Effect.gen(function*() {
       // Redelivered after the order was decided: nothing to do. (Without this check a replay
       // would re-reserve and re-release stock: the same end state, but extra events.)
       if ((yield* orderStatus(order)) !== "placed") return
       for (const line of event.lines) {
-        const outcome = yield* CommandExecutor.execute(ReserveStock, { order, ...line }, options).pipe(
+        const outcome = yield* CommandExecutor.execute(
+          ReserveStock,
+          { order, ...line },
+          step(`reserve/${line.product}`)
+        ).pipe(
           Effect.map(() => "reserved" as const),
           Effect.catchTag("BusinessRuleViolation", (violation) => Effect.succeed(violation))
         )
@@ -42,16 +48,16 @@ export const Fulfilment = Projection.make({
           // compensation: release everything this order holds (idempotent), then reject
           yield* Effect.forEach(
             event.lines,
-            (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }, options),
+            (l) => CommandExecutor.execute(ReleaseStock, { order, product: l.product }, step(`release/${l.product}`)),
             {
               discard: true
             }
           )
-          yield* CommandExecutor.execute(DecideOrder, { order, rejected: outcome.message }, options)
+          yield* CommandExecutor.execute(DecideOrder, { order, rejected: outcome.message }, step("decide"))
           return
         }
       }
-      yield* CommandExecutor.execute(DecideOrder, { order }, options)
+      yield* CommandExecutor.execute(DecideOrder, { order }, step("decide"))
     })
   }
 })

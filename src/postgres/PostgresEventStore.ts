@@ -16,7 +16,7 @@ import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { EventStoreError, type InvalidInput } from "../Errors.ts"
+import { EventStoreError, InvalidInput } from "../Errors.ts"
 import {
   type AppendRequest,
   type AppendResult,
@@ -224,6 +224,15 @@ const maxPosition = (a: Position.Position, b: Position.Position) => Position.isA
 export const make = Effect.fnUntraced(function*(options?: Options) {
   const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
   const pg = yield* PgClient.PgClient
+  // The store keeps one pool connection for LISTEN: on a pool of one, every query would wait forever.
+  const poolSize = "maxConnections" in pg.config ? pg.config.maxConnections : undefined
+  if (poolSize === 1) {
+    return yield* new InvalidInput({
+      subject: "PgClient",
+      path: ["maxConnections"],
+      issue: "a pool of 1 connection cannot serve the store: it keeps one for LISTEN; use at least 2"
+    })
+  }
   if (options?.migrate ?? true) yield* Migrations.run({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
   yield* Restore.check({ schema }).pipe(Effect.provideService(SqlClient.SqlClient, pg))
   const sql = pg.withoutTransforms()

@@ -28,56 +28,60 @@ const balanceOf = (read: EventStore.StreamRead) =>
   }, 0)
 
 layer(Live, { excludeTestServices: true, timeout: "120 seconds" })("banking on PostgreSQL", (it) => {
-  it.effect("64 fibers, 2,048 random transfers over 20 accounts: money is conserved, versions contiguous, no duplicates", () =>
-    Effect.gen(function*() {
-      const ns = yield* namespace
-      const accounts = Array.from({ length: 20 }, (_, i) => StreamId.makeUnsafe(`${ns}account-${i}`))
-      for (const account of accounts) {
-        yield* CommandExecutor.execute(OpenAccount, { account, owner: "owner" })
-        yield* CommandExecutor.execute(Deposit, { account, amount: 1_000 })
-      }
-      let committed = 0
-      let retried = 0
-      yield* Effect.forEach(
-        Array.from({ length: 64 }, (_, f) => f),
-        (fiber) =>
-          Effect.forEach(Array.from({ length: 32 }), () =>
-            Effect.gen(function*() {
-              const from = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
-              const to = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
-              const amount = yield* Random.nextIntBetween(1, 300)
-              const result = yield* Effect.result(CommandExecutor.execute(Transfer, { from, to, amount }))
-              if (Result.isSuccess(result)) {
-                committed++
-                retried += result.success.attempts - 1
-              } else if (result.failure._tag !== "BusinessRuleViolation") {
-                return yield* Effect.die(result.failure)
-              }
-            }), { discard: true }).pipe(Random.withSeed(`fiber-${fiber}`)),
-        { concurrency: "unbounded", discard: true }
-      )
-
-      const reads = yield* EventStore.EventStore.use((store) => store.readStreams(accounts))
-      assert.strictEqual(reads.reduce((sum, read) => sum + balanceOf(read), 0), 20 * 1_000)
-      for (const read of reads) {
-        assert.isAtLeast(balanceOf(read), 0)
-        assert.deepStrictEqual(
-          read.events.map((e) => e.streamVersion),
-          Array.from({ length: read.version }, (_, i) => i + 1)
+  it.effect(
+    "64 fibers, 2,048 random transfers over 20 accounts: money is conserved, versions contiguous, no duplicates",
+    () =>
+      Effect.gen(function*() {
+        const ns = yield* namespace
+        const accounts = Array.from({ length: 20 }, (_, i) => StreamId.makeUnsafe(`${ns}account-${i}`))
+        for (const account of accounts) {
+          yield* CommandExecutor.execute(OpenAccount, { account, owner: "owner" })
+          yield* CommandExecutor.execute(Deposit, { account, amount: 1_000 })
+        }
+        let committed = 0
+        let retried = 0
+        yield* Effect.forEach(
+          Array.from({ length: 64 }, (_, f) => f),
+          (fiber) =>
+            Effect.forEach(Array.from({ length: 32 }), () =>
+              Effect.gen(function*() {
+                const from = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
+                const to = accounts[yield* Random.nextIntBetween(0, 19)] as StreamId.StreamId
+                const amount = yield* Random.nextIntBetween(1, 300)
+                const result = yield* Effect.result(CommandExecutor.execute(Transfer, { from, to, amount }))
+                if (Result.isSuccess(result)) {
+                  committed++
+                  retried += result.success.attempts - 1
+                } else if (result.failure._tag !== "BusinessRuleViolation") {
+                  return yield* Effect.die(result.failure)
+                }
+              }), { discard: true }).pipe(Random.withSeed(`fiber-${fiber}`)),
+          { concurrency: "unbounded", discard: true }
         )
-      }
-      const newest = reads.flatMap((read) => read.events).reduce(
-        (a, b) => (Position.isAfter(b.position, a) ? b.position : a),
-        Position.initial
-      )
-      yield* EventStore.awaitVisible(newest)
-      const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
-      assert.strictEqual(new Set(all.map((e) => e.eventId)).size, all.length)
-      assert.strictEqual(all.length, reads.reduce((sum, read) => sum + read.version, 0))
-      assert.strictEqual(all.length, 40 + 2 * committed)
-      assert.isAbove(committed, 500)
-      assert.isAbove(retried, 0, "the fibers really contended")
-    }), heavy)
+
+        const reads = yield* EventStore.EventStore.use((store) => store.readStreams(accounts))
+        assert.strictEqual(reads.reduce((sum, read) => sum + balanceOf(read), 0), 20 * 1_000)
+        for (const read of reads) {
+          assert.isAtLeast(balanceOf(read), 0)
+          assert.deepStrictEqual(
+            read.events.map((e) => e.streamVersion),
+            Array.from({ length: read.version }, (_, i) => i + 1)
+          )
+        }
+        const newest = reads.flatMap((read) => read.events).reduce(
+          (a, b) => (Position.isAfter(b.position, a) ? b.position : a),
+          Position.initial
+        )
+        yield* EventStore.awaitVisible(newest)
+        const all = yield* Stream.runCollect(EventStore.readAll({ filter: { streamPrefix: ns } }))
+        assert.strictEqual(new Set(all.map((e) => e.eventId)).size, all.length)
+        assert.strictEqual(all.length, reads.reduce((sum, read) => sum + read.version, 0))
+        assert.strictEqual(all.length, 40 + 2 * committed)
+        assert.isAbove(committed, 500)
+        assert.isAbove(retried, 0, "the fibers really contended")
+      }),
+    heavy
+  )
 
   it.effect("a transaction that draws an earlier position and commits later still reaches a running subscriber, once, in order", () =>
     Effect.gen(function*() {

@@ -2,11 +2,13 @@
  * Projections on PostgreSQL at the edges: a transactional rebuild is all or nothing and stays
  * pending until it succeeds; runners never starve the connection pool, however many wait.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { DateTime, Effect, Layer, Ref, SubscriptionRef } from "effect"
+import { DateTime, Effect, Layer, Redacted, Ref, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { CheckpointStore, DeadLetterStore, Position, Projection, ProjectionRunner } from "eventcore"
 import { AccountEvents, balanceDelta } from "../../examples/banking/Account.ts"
+import * as PostgresEventStore from "../../src/postgres/PostgresEventStore.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
 import { raw } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
@@ -115,4 +117,16 @@ layer(Live(4), { excludeTestServices: true, timeout: "60 seconds" })("runners an
       )
       assert.strictEqual(sessions[0]?.n, "1")
     })))
+
+  it.effect("a store on a pool of one connection fails at once, naming the setting, instead of hanging", () =>
+    Effect.gen(function*() {
+      const { schema, url } = yield* Harness.TestDatabase
+      const error = yield* Layer.build(
+        PostgresEventStore.layer({ schema, migrate: false }).pipe(
+          Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 }))
+        )
+      ).pipe(Effect.scoped, Effect.flip)
+      assert.strictEqual(error._tag, "InvalidInput")
+      assert.include(error.message, "maxConnections")
+    }))
 })
