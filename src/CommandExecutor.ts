@@ -300,9 +300,14 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             )
           const unrecorded = (error: Err | Attempt.AttemptError) =>
             Predicate.isTagged(error, "InvalidInput") || Predicate.isTagged(error, "TransactionAlreadyWritten")
-          return replayOr(
-            Effect.catchIf(attempted, (error) => !unrecorded(error), (error) => replayOr(Effect.fail(error)))
-          )
+          // After a failure, a store that cannot be asked leaves the failure as it was.
+          const replayOrFail = (error: Err | Attempt.AttemptError) =>
+            Effect.flatMap(
+              Effect.catchTag(recorded(claim), "EventStoreError", () => Effect.succeed(undefined)),
+              (result) =>
+                result === undefined ? Effect.fail(error) : Effect.succeed(toResult(command.name, result, attempts))
+            )
+          return replayOr(Effect.catchIf(attempted, (error) => !unrecorded(error), replayOrFail))
         })
       })
       return Effect.withSpan(execution, "CommandExecutor.execute", {

@@ -144,11 +144,17 @@ export interface Runner<S> {
   /** Completes once the runner has processed everything up to `position`. */
   readonly awaitPosition: (position: Position.Position) => Effect.Effect<void>
   /**
-   * Resets the projection to its starting point: deletes the checkpoint and the dead letters,
-   * clears the read model (the projection's `reset`), and processes again from its
+   * Resets the projection to its starting point: clears the read model (the projection's
+   * `reset`), deletes the dead letters and the checkpoint, and processes again from its
    * `startFrom` — the whole history for `"start"` (the default), only new events for `"end"`
    * (a process manager is not meant to act on history again). Completes when the reset is
    * done and processing has begun (once this runner holds the lock).
+   *
+   * All or nothing: the rebuild is marked pending in the `CheckpointStore` first; a
+   * transactional projection then clears everything in one transaction, any other clears its
+   * read model first. A rebuild that fails (this effect fails with the error) or is cut short
+   * stays pending, and no runner processes anything until it has finished it: `restart`
+   * retries it, and so does any runner that starts later.
    */
   readonly rebuild: Effect.Effect<void, unknown>
   /**

@@ -13,6 +13,7 @@ import * as EventId from "../EventId.ts"
 import type * as EventStore from "../EventStore.ts"
 import type * as Metadata from "../Metadata.ts"
 import type { StreamId } from "../StreamId.ts"
+import * as Unsettled from "./Unsettled.ts"
 
 /** What an attempt can fail with, besides the command's own errors. */
 export type AttemptError =
@@ -93,49 +94,6 @@ const fold = <E extends Event.Tagged, S, Roles extends string>(
 }
 
 /**
- * Whether an unsettled append committed, judged from streams read *after* its failure: its
- * events are there (it committed: this is its outcome), or they are not (it had not committed
- * when they were read, so it expected versions those reads have seen pass, or will fail
- * against the versions this attempt expects; at most one of the two can commit).
- */
-const settledOutcome = (
-  request: EventStore.AppendRequest,
-  reads: ReadonlyMap<StreamId, EventStore.StreamRead>
-): Outcome | undefined => {
-  const first = request.events[0]
-  if (first === undefined) return undefined
-  const stored = reads.get(first.streamId)?.events.find((e) => e.eventId === first.eventId)
-  if (stored === undefined) return undefined
-  const byId = new Map<string, EventStore.Committed>()
-  for (const { streamId } of request.streams) {
-    for (const event of reads.get(streamId)?.events ?? []) byId.set(event.eventId, event)
-  }
-  const events: Array<EventStore.Committed> = []
-  const written = new Map<StreamId, number>()
-  for (const event of request.events) {
-    const found = byId.get(event.eventId)
-    // An append is atomic: its events are all there or none is. Anything else is a broken store.
-    if (found === undefined) return undefined
-    events.push({
-      eventId: found.eventId,
-      streamId: found.streamId,
-      streamVersion: found.streamVersion,
-      position: found.position,
-      type: found.type
-    })
-    written.set(found.streamId, found.streamVersion)
-  }
-  return {
-    events,
-    versions: request.streams.map(({ expected, streamId }) => ({
-      streamId,
-      version: written.get(streamId) ?? (typeof expected === "number" ? expected : 0)
-    })),
-    replayed: false
-  }
-}
-
-/**
  * Runs one attempt. The caller counts attempts and retries; this only reads, decides and
  * appends, with an expected version for every stream it read.
  */
@@ -153,6 +111,8 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
     const keep = (reads: ReadonlyArray<EventStore.StreamRead>) => {
       if (kept !== undefined) { for (const read of reads) kept.set(read.streamId, read) }
     }
+    // Streams read only to settle an earlier append: this attempt's append expects them too.
+    const fences: Array<EventStore.StreamExpectation> = []
     const declared = command.streams(input)
     const entries: Array<Entry<Roles>> = []
     for (const role in declared) {
@@ -201,19 +161,8 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
     /** The outcome of an earlier attempt whose append committed after all, if one did. */
     const settle = (): Effect.Effect<Outcome | undefined, EventStore.ReadError> => {
       if (kept === undefined) return Effect.succeed(undefined)
-      const unread: Array<StreamId> = []
-      for (const request of execution.unsettled) {
-        for (const { streamId } of request.events) {
-          if (!kept.has(streamId) && !unread.includes(streamId)) unread.push(streamId)
-        }
-      }
-      const check = () => {
-        for (const request of execution.unsettled) {
-          const outcome = settledOutcome(request, kept)
-          if (outcome !== undefined) return outcome
-        }
-        return undefined
-      }
+      const unread = Unsettled.unreadStreams(execution.unsettled, kept)
+      const check = () => Unsettled.committed(execution.unsettled, kept)
       return unread.length === 0
         ? Effect.sync(check)
         : Effect.map(env.store.readStreams(unread), (reads) => {
@@ -227,7 +176,6 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
           return check()
         })
     }
-    const fences: Array<EventStore.StreamExpectation> = []
 
     const appendWith = (decided: EventStore.AppendRequest): Effect.Effect<Outcome, AttemptError> => {
       const request = fences.length === 0 ? decided : { ...decided, streams: [...decided.streams, ...fences] }
