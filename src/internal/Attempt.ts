@@ -134,8 +134,10 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       const discovered = command.discover
       if (discovered === undefined) return Effect.succeed(state)
       const found: Array<Entry<Roles>> = []
+      const seen = new Set<StreamId>() // linear however many streams discovery names
       for (const streamId of discovered(state, input)) {
-        if (!boundary.has(streamId) && !found.some((e) => e.streamId === streamId)) {
+        if (!boundary.has(streamId) && !seen.has(streamId)) {
+          seen.add(streamId)
           found.push({ streamId, roles: ["discovered"], version: 0 })
         }
       }

@@ -396,13 +396,14 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       ...filters.params
     ]).pipe(
       Effect.mapError((error) => fromSqlError("horizon", error)),
-      Effect.flatMap((rows) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const row = rows[0]
-          if (row === undefined) throw new Error("the horizon report returned no row")
-          return Horizon.fromRow(row, cap, now)
-        })
-      )
+      Effect.flatMap((rows) => {
+        const row = rows[0]
+        return row === undefined
+          ? Effect.fail(
+            new EventStoreError({ operation: "horizon", transient: false, cause: "the report returned no row" })
+          )
+          : Effect.map(Clock.currentTimeMillis, (now) => Horizon.fromRow(row, cap, now))
+      })
     )
   }
 

@@ -177,10 +177,13 @@ layer(Harness.layer(), { excludeTestServices: true, timeout: "120 seconds" })("P
         Effect.flip,
         Effect.forkChild
       )
+      // Other test files share the database: only an append into this file's schema counts.
+      const { schema } = yield* Harness.TestDatabase
       const [blocked] = yield* eventually(
         raw<{ pid: number }>(
           `select pid from pg_stat_activity
-         where datname = current_database() and wait_event_type = 'Lock' and query like '%.append(%' and pid <> pg_backend_pid()`
+         where datname = current_database() and wait_event_type = 'Lock' and query like $1 and pid <> pg_backend_pid()`,
+          [`%${schema}.append(%`]
         ).pipe(Effect.filterOrFail((rows) => rows.length === 1, () => "append not blocked yet"))
       )
       yield* raw("select pg_terminate_backend($1)", [blocked?.pid])

@@ -41,6 +41,9 @@ export const raw = <A extends object = Record<string, unknown>>(text: string, pa
     return yield* sql.unsafe<A>(text.replaceAll("${s}", schema), params).unprepared
   })
 
-/** Retries a condition a bounded number of times, 20 ms apart (about 5 s in all). */
+/**
+ * Waits for a condition: retries it 20 ms apart. The bound (about a minute) only turns a hang
+ * into a failure; a loaded machine may take many times longer than an idle one.
+ */
 export const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.retry(effect, { schedule: Schedule.spaced("20 millis"), times: 250 })
+  Effect.retry(effect, { schedule: Schedule.spaced("20 millis"), times: 3_000 })

@@ -90,7 +90,7 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("the read hori
       yield* Effect.repeat(
         Effect.sync(() => warnings.some((w) => w.includes("global readers") && w.includes("held back"))),
         { until: (found) => found, schedule: Schedule.spaced("20 millis") }
-      ).pipe(Effect.timeout("20 seconds"))
+      ).pipe(Effect.timeout("60 seconds"))
       assert.isUndefined(waiter.pollUnsafe(), "awaitVisible returned while the horizon was held")
 
       yield* idle.release

