@@ -29,16 +29,15 @@ const Live = Layer.mergeAll(MemoryProjections.layer).pipe(
 
 /**
  * Opens a transaction on a connection of its own that draws a transaction id and then sits
- * idle, as a forgotten `BEGIN` in psql would. Yields its pid, its transaction start and a
- * release.
+ * idle, as a forgotten `BEGIN` in psql would. Yields its pid, its transaction id and a release.
  */
 const idleInTransaction = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const opened = yield* Deferred.make<{ readonly pid: number; readonly started: Date }, unknown>()
+  const opened = yield* Deferred.make<{ readonly pid: number; readonly xid: string }, unknown>()
   const release = yield* Deferred.make<void>()
   const fiber = yield* sql.withTransaction(Effect.gen(function*() {
-    const rows = yield* sql.unsafe<{ pid: number; started: Date }>(
-      "select pg_backend_pid() as pid, now() as started, pg_current_xact_id()::text as xid"
+    const rows = yield* sql.unsafe<{ pid: number; xid: string }>(
+      "select pg_backend_pid() as pid, pg_current_xact_id()::text as xid"
     )
     const row = rows[0]
     if (row === undefined) return yield* Effect.die(new Error("no row"))
@@ -72,8 +71,8 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("the read hori
       const holder = horizon.heldBy
       assert.isDefined(holder)
       if (holder !== undefined && holder.pid !== idle.pid) {
-        // someone older holds it: a transaction that began no later than ours
-        assert.isTrue((holder.since?.epochMilliseconds ?? 0) <= idle.started.getTime(), JSON.stringify(holder))
+        // someone older holds it: a transaction whose id is older than ours
+        assert.isTrue(BigInt(holder.transactionId) < BigInt(idle.xid), JSON.stringify(holder))
       }
       if (holder?.pid === idle.pid) {
         assert.strictEqual(holder.state, "idle in transaction")
