@@ -152,12 +152,10 @@ const trust: Migration = {
     ...previousSignatures.map((signature) => `drop function if exists ${s}.append(${signature})`),
     // The global order is (tx_id, position) where tx_id is the transaction id plus this
     // offset: 0, until a logical restore into a cluster whose transaction ids run behind the
-    // restored events makes `adopt_restored_events()` raise it (docs/operations.md).
-    `create table ${s}.ordering (
-      singleton boolean primary key default true check (singleton),
-      tx_offset bigint not null default 0 check (tx_offset >= 0)
-    )`,
-    `insert into ${s}.ordering (singleton, tx_offset) values (true, 0)`,
+    // restored events makes `adopt_restored_events()` raise it (docs/operations.md). A
+    // constant function, so the planner folds it into every statement (replacing it
+    // invalidates their cached plans); every change is recorded in `ordering_changes`.
+    txOffsetFunction(s, 0n),
     `create table ${s}.ordering_changes (
       changed_at timestamptz not null default now(),
       old_offset bigint not null,
@@ -197,19 +195,27 @@ declare
   v_next bigint;
 begin
   perform pg_advisory_xact_lock(hashtextextended('eventcore/migrate/${s}', 0));
-  select o.tx_offset into v_old from ${s}.ordering o for update;
+  v_old := ${s}.tx_offset();
   select max(e.tx_id)::text::bigint into v_newest from ${s}.events e;
   v_next := pg_snapshot_xmax(pg_current_snapshot())::text::bigint;
   if v_newest is null or v_newest - v_old < v_next then
     return query select v_old, v_old;
     return;
   end if;
-  update ${s}.ordering set tx_offset = v_newest - v_next + 1;
+  execute format(
+    'create or replace function %I.tx_offset() returns bigint language sql immutable parallel safe as %L',
+    '${s}',
+    'select ' || (v_newest - v_next + 1)::text || '::bigint'
+  );
   insert into ${s}.ordering_changes (old_offset, new_offset, newest_tx_id, next_xid)
   values (v_old, v_newest - v_next + 1, v_newest::text, v_next::text);
   return query select v_old, v_newest - v_next + 1;
 end
 $fn$`
+
+/** The ordering offset as a constant function (see migration 3). */
+const txOffsetFunction = (s: string, offset: bigint): string =>
+  `create or replace function ${s}.tx_offset() returns bigint language sql immutable parallel safe as $fn$ select ${offset}::bigint $fn$`
 
 /**
  * Every migration, in version order. New versions are appended, never edited.

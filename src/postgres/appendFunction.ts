@@ -193,7 +193,7 @@ begin
     -- 5. The transaction's place in the global order: its id (drawn here, after the locks, if
     --    no locking read above drew it already) plus the store's ordering offset, which is 0
     --    unless the store was restored into a cluster whose transaction ids run behind.
-    select pg_current_xact_id()::text::bigint + o.tx_offset into v_tx from ${s}.ordering o;
+    v_tx := pg_current_xact_id()::text::bigint + ${s}.tx_offset();
 
     -- 6. Insert all events in request order (identity values follow that order), numbering
     --    each stream's events from its current version.

@@ -13,7 +13,7 @@ import { eventColumns } from "./rows.ts"
  * restore was adopted). Every event below it belongs to a finished transaction.
  */
 const horizon = (schema: string) =>
-  `(select (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + o.tx_offset)::text::xid8 from ${schema}.ordering o)`
+  `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ${schema}.tx_offset())::text::xid8`
 
 /** Visible to global reads: transactions below the horizon, all finished. */
 const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
@@ -80,8 +80,7 @@ export const page = (schema: string, filters: string): string =>
 export const horizonReport = (schema: string, filters: string): string =>
   `with snap as (
      select pg_snapshot_xmin(pg_current_snapshot()) as xmin, pg_snapshot_xmax(pg_current_snapshot()) as xmax,
-            o.tx_offset
-     from ${schema}.ordering o
+            ${schema}.tx_offset() as tx_offset
    ), pending as (
      select e.recorded_at from ${schema}.events e, snap
      where e.tx_id >= (snap.xmin::text::bigint + snap.tx_offset)::text::xid8 ${filters}
@@ -118,9 +117,10 @@ export const horizonReport = (schema: string, filters: string): string =>
  * @since 0.2.0
  */
 export const restoredAhead = (schema: string): string =>
-  `select m.newest::text as newest, pg_snapshot_xmax(pg_current_snapshot())::text as next_xid, o.tx_offset::text as tx_offset,
-     m.newest is not null and m.newest - o.tx_offset >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint as ahead
-   from ${schema}.ordering o, (select max(e.tx_id)::text::bigint as newest from ${schema}.events e) as m`
+  `select m.newest::text as newest, pg_snapshot_xmax(pg_current_snapshot())::text as next_xid,
+     ${schema}.tx_offset()::text as tx_offset,
+     m.newest is not null and m.newest - ${schema}.tx_offset() >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint as ahead
+   from (select max(e.tx_id)::text::bigint as newest from ${schema}.events e) as m`
 
 /**
  * The result recorded under an idempotency key, if recorded at or after `$2`.
