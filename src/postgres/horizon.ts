@@ -20,6 +20,7 @@ interface Row {
   readonly visible_position: bigint | null
   readonly committed_tx_id: string | null
   readonly committed_position: bigint | null
+  readonly session_xid: string | null
   readonly pid: number | null
   readonly database: string | null
   readonly state: string | null
@@ -27,6 +28,7 @@ interface Row {
   readonly application_name: string | null
   readonly xact_start: Date | null
   readonly query: string | null
+  readonly prepared_xid: string | null
   readonly prepared_gid: string | null
   readonly prepared_database: string | null
   readonly prepared_owner: string | null
@@ -39,6 +41,16 @@ const position = (tx: string | null, seq: bigint | null) =>
 const utc = (date: Date | null) => date === null ? undefined : DateTime.fromDateUnsafe(date)
 const orUndefined = <A>(value: A | null): A | undefined => value ?? undefined
 
+/**
+ * A 32-bit transaction id (as the statistics views show it) as the 64-bit one, given a 64-bit
+ * id close to it (the snapshot's next id): the one within 2^31 of it.
+ */
+const fullTransactionId = (xid: string, near: bigint): bigint => {
+  const full = ((near >> 32n) << 32n) + BigInt(xid)
+  const half = 1n << 31n
+  return full > near + half ? full - (1n << 32n) : full < near - half ? full + (1n << 32n) : full
+}
+
 /** The default cap of `pending`. */
 export const defaultCap = 10_000
 
@@ -47,11 +59,16 @@ export const fromRow = (row: Row, cap: number, now: number): Horizon => {
   const pending = Number(row.pending)
   const committed = position(row.committed_tx_id, row.committed_position)
   const xmin = BigInt(row.xmin) + BigInt(row.tx_offset)
-  const heldBy: HorizonHolder | undefined = pending === 0 ? undefined : row.pid !== null
+  const next = BigInt(row.xmax)
+  const sessionXid = row.session_xid === null ? undefined : fullTransactionId(row.session_xid, next)
+  const preparedXid = row.prepared_xid === null ? undefined : fullTransactionId(row.prepared_xid, next)
+  // The older of the two holds the horizon.
+  const session = sessionXid !== undefined && (preparedXid === undefined || sessionXid <= preparedXid)
+  const heldBy: HorizonHolder | undefined = pending === 0 ? undefined : session && sessionXid !== undefined
     ? {
       kind: "session",
-      transactionId: row.xmin,
-      pid: row.pid,
+      transactionId: sessionXid.toString(),
+      pid: row.pid ?? undefined,
       database: orUndefined(row.database),
       user: orUndefined(row.user_name),
       applicationName: orUndefined(row.application_name),
@@ -59,10 +76,10 @@ export const fromRow = (row: Row, cap: number, now: number): Horizon => {
       since: utc(row.xact_start),
       query: orUndefined(row.query)
     }
-    : row.prepared_gid !== null
+    : preparedXid !== undefined
     ? {
       kind: "prepared transaction",
-      transactionId: row.xmin,
+      transactionId: preparedXid.toString(),
       pid: undefined,
       database: orUndefined(row.prepared_database),
       user: orUndefined(row.prepared_owner),

@@ -71,9 +71,11 @@ export const page = (schema: string, filters: string): string =>
  * Where the read horizon is, from one snapshot: the last visible and the last committed
  * event, how many committed events (matching `filters`, parameters from `$2`) wait behind the
  * horizon (counted up to `$1`) and when the oldest of them was recorded, the horizon and the
- * next transaction id, and who holds the horizon back: the backend whose transaction is the
- * oldest running one, or a prepared transaction. Backends of other users show no state or
- * query unless the role may read all statistics (`pg_read_all_stats`).
+ * next transaction id, and who holds the horizon back: the session and the prepared
+ * transaction with the oldest transaction id running when the statistics are read (the one
+ * that held the snapshot's horizon may have ended a moment later; the oldest one left holds it
+ * now). Backends of other users show no state or query unless the role may read all
+ * statistics (`pg_read_all_stats`).
  *
  * @since 0.2.0
  */
@@ -93,20 +95,20 @@ export const horizonReport = (schema: string, filters: string): string =>
      (select min(recorded_at) from pending) as oldest_pending_at,
      v.tx_id::text as visible_tx_id, v.position as visible_position,
      c.tx_id::text as committed_tx_id, c.position as committed_position,
-     a.pid, a.datname as database, a.state, a.usename as user_name, a.application_name,
-     a.xact_start, a.state_change, left(a.query, 200) as query,
-     px.gid as prepared_gid, px.database as prepared_database, px.owner as prepared_owner, px.prepared as prepared_at
+     a.backend_xid::text as session_xid, a.pid, a.datname as database, a.state, a.usename as user_name,
+     a.application_name, a.xact_start, left(a.query, 200) as query,
+     px.transaction::text as prepared_xid, px.gid as prepared_gid, px.database as prepared_database,
+     px.owner as prepared_owner, px.prepared as prepared_at
    from snap
    left join lateral (${head(schema)}) as v on true
    left join lateral (
      select e.tx_id, e.position from ${schema}.events e order by e.tx_id desc, e.position desc limit 1
    ) as c on true
    left join lateral (
-     select * from pg_stat_activity s where s.backend_xid::text = (snap.xmin::text::bigint % 4294967296)::text
-     order by s.xact_start limit 1
+     select * from pg_stat_activity s where s.backend_xid is not null order by age(s.backend_xid) desc limit 1
    ) as a on true
    left join lateral (
-     select * from pg_prepared_xacts p where p.transaction::text = (snap.xmin::text::bigint % 4294967296)::text limit 1
+     select * from pg_prepared_xacts p order by age(p.transaction) desc limit 1
    ) as px on true`
 
 /**
