@@ -137,11 +137,44 @@ export interface Catalog<E extends Tagged> {
   readonly has: (type: string) => boolean
 }
 
+// oxlint-disable-next-line no-control-regex
+const unfitForTypeName = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u
+
+/**
+ * What is wrong with a string as a stored event type name, or undefined: it must be 1–255
+ * characters, trimmed, without control characters, and well-formed Unicode (no unpaired
+ * surrogates, which PostgreSQL would store as U+FFFD). Catalogs check their tags with it, and
+ * stores the type of every event appended.
+ *
+ * @example
+ * ```ts
+ * import { Event } from "eventcore"
+ *
+ * Event.typeNameIssue("MoneyDeposited") // undefined
+ * Event.typeNameIssue("")               // "an event type name must not be empty"
+ * ```
+ * @since 0.2.0
+ */
+export const typeNameIssue = (name: unknown): string | undefined => {
+  if (typeof name !== "string") {
+    return `an event type name must be a string, got ${name === null ? "null" : typeof name}`
+  }
+  if (name.length === 0) return "an event type name must not be empty"
+  if (name.trim() !== name) return "an event type name must not start or end with whitespace"
+  if (unfitForTypeName.test(name)) {
+    return "an event type name must not contain control characters or unpaired surrogates"
+  }
+  if (name.length > 255 && [...name].length > 255) return "an event type name must be at most 255 characters long"
+  return undefined
+}
+
 const tagOf = (schema: EventSchema): string => {
   const ast = SchemaAST.toType(schema.ast)
   if (SchemaAST.isObjects(ast)) {
     const tag = ast.propertySignatures.find((p) => p.name === "_tag")
     if (tag !== undefined && SchemaAST.isLiteral(tag.type) && typeof tag.type.literal === "string") {
+      const issue = typeNameIssue(tag.type.literal)
+      if (issue !== undefined) throw new Error(`eventcore: ${JSON.stringify(tag.type.literal)}: ${issue}`)
       return tag.type.literal
     }
   }

@@ -4,18 +4,22 @@
  *
  * @since 0.1.0
  */
-import { Context, type DateTime, Effect, Option, Stream } from "effect"
+import { Context, type DateTime, Effect, Option, Result, Stream } from "effect"
 import {
   type ConcurrencyConflict,
+  type EventDecodeError,
   type EventStoreError,
   InvalidInput,
   type TransactionAlreadyWritten
 } from "./Errors.ts"
+import { typeNameIssue } from "./Event.ts"
 import type { EventId } from "./EventId.ts"
-import type { Metadata } from "./Metadata.ts"
+import * as Metadata from "./Metadata.ts"
 import * as Position from "./Position.ts"
+import * as Serializer from "./Serializer.ts"
+import * as StorableJson from "./StorableJson.ts"
 import type { StoredEvent } from "./StoredEvent.ts"
-import type { StreamId } from "./StreamId.ts"
+import * as StreamId from "./StreamId.ts"
 
 /**
  * The version a stream must still have for an append to commit: the number of events read
@@ -31,7 +35,7 @@ export type ExpectedVersion = number | "any"
  * @since 0.1.0
  */
 export interface StreamExpectation {
-  readonly streamId: StreamId
+  readonly streamId: StreamId.StreamId
   readonly expected: ExpectedVersion
 }
 
@@ -41,12 +45,12 @@ export interface StreamExpectation {
  * @since 0.1.0
  */
 export interface EventToAppend {
-  readonly streamId: StreamId
+  readonly streamId: StreamId.StreamId
   readonly eventId: EventId
   readonly type: string
   readonly schemaVersion: number
   readonly payload: unknown
-  readonly metadata: Metadata
+  readonly metadata: Metadata.Metadata
 }
 
 /**
@@ -87,7 +91,7 @@ export interface AppendRequest {
  */
 export interface Committed {
   readonly eventId: EventId
-  readonly streamId: StreamId
+  readonly streamId: StreamId.StreamId
   readonly streamVersion: number
   readonly position: Position.Position
   /** The event's type name. */
@@ -102,7 +106,7 @@ export interface Committed {
  */
 export interface AppendResult {
   readonly events: ReadonlyArray<Committed>
-  readonly versions: ReadonlyArray<{ readonly streamId: StreamId; readonly version: number }>
+  readonly versions: ReadonlyArray<{ readonly streamId: StreamId.StreamId; readonly version: number }>
   /**
    * True when the request's idempotency key was already recorded: nothing was written, and
    * this is what the first append with that key returned.
@@ -176,7 +180,7 @@ export interface Horizon {
  * @since 0.1.0
  */
 export interface StreamRead {
-  readonly streamId: StreamId
+  readonly streamId: StreamId.StreamId
   readonly version: number
   readonly events: ReadonlyArray<StoredEvent>
 }
@@ -188,10 +192,22 @@ export interface StreamRead {
  * @since 0.1.0
  */
 export interface EventFilter {
-  readonly streamIds?: ReadonlyArray<StreamId>
+  readonly streamIds?: ReadonlyArray<StreamId.StreamId>
   /** Streams whose id starts with this prefix (a category such as `"account-"`). */
   readonly streamPrefix?: string
   readonly eventTypes?: ReadonlyArray<string>
+}
+
+/**
+ * A request for one page of the global order.
+ *
+ * @since 0.2.0
+ */
+export interface PageRequest {
+  readonly after: Position.Position
+  readonly filter?: EventFilter | undefined
+  /** The most events the page may hold: a positive integer. */
+  readonly limit: number
 }
 
 /**
@@ -216,11 +232,13 @@ export interface Page {
 export type AppendError = ConcurrencyConflict | EventStoreError | InvalidInput | TransactionAlreadyWritten
 
 /**
- * What a read can fail with.
+ * What a read can fail with: the store failed; a stored row cannot be read back (its stream,
+ * version and what is wrong); the request itself is malformed (a stream id, a page size, a
+ * position or a filter that no store can take).
  *
  * @since 0.1.0
  */
-export type ReadError = EventStoreError
+export type ReadError = EventStoreError | EventDecodeError | InvalidInput
 
 /**
  * The service every backend implements.
@@ -239,16 +257,15 @@ export type ReadError = EventStoreError
 export class EventStore extends Context.Service<EventStore, {
   /** Reads several streams in one call, each whole, in the order asked. */
   readonly readStreams: (
-    streamIds: ReadonlyArray<StreamId>
-  ) => Effect.Effect<ReadonlyArray<StreamRead>, EventStoreError>
+    streamIds: ReadonlyArray<StreamId.StreamId>
+  ) => Effect.Effect<ReadonlyArray<StreamRead>, ReadError>
   /** Appends atomically, checking every stream of the boundary. */
   readonly append: (request: AppendRequest) => Effect.Effect<AppendResult, AppendError>
-  /** Reads one page of the global order after a position. */
-  readonly readPage: (options: {
-    readonly after: Position.Position
-    readonly filter?: EventFilter | undefined
-    readonly limit: number
-  }) => Effect.Effect<Page, EventStoreError>
+  /**
+   * Reads one page of the global order after a position: at most `limit` events, a positive
+   * integer (anything else is `InvalidInput`, on every store).
+   */
+  readonly readPage: (options: PageRequest) => Effect.Effect<Page, ReadError>
   /**
    * The position of the last event visible to global readers (`Position.initial` when there
    * is none). An event just committed may not be visible yet (see `Horizon`); wait for it with
@@ -312,7 +329,7 @@ export const readAll = (options?: {
   readonly after?: Position.Position | undefined
   readonly filter?: EventFilter | undefined
   readonly pageSize?: number | undefined
-}): Stream.Stream<StoredEvent, EventStoreError, EventStore> =>
+}): Stream.Stream<StoredEvent, ReadError, EventStore> =>
   Stream.unwrap(EventStore.useSync((store) =>
     Stream.paginate(options?.after ?? Position.initial, (after) =>
       Effect.map(
@@ -385,7 +402,7 @@ export const horizon = (options?: {
  * ```
  * @since 0.1.0
  */
-export const readStream = (streamId: StreamId): Effect.Effect<StreamRead, EventStoreError, EventStore> =>
+export const readStream = (streamId: StreamId.StreamId): Effect.Effect<StreamRead, ReadError, EventStore> =>
   EventStore.use((store) =>
     Effect.map(store.readStreams([streamId]), (reads) => reads[0] ?? { streamId, version: 0, events: [] })
   )
@@ -428,12 +445,88 @@ export const append = (request: AppendRequest): Effect.Effect<AppendResult, Appe
 export const defaultMaxBoundary = 1_000
 
 /**
- * Checks an append request the way every store must: the boundary holds at most
- * `maxBoundary` streams (default `defaultMaxBoundary`), expected versions are non-negative
- * integers or "any", no stream appears twice in the boundary, every event's stream is in the
- * boundary, and no event id appears twice. Stores call it before touching anything, so a bad
+ * What a store accepts in one request: the size of an append's boundary, and how deep and how
+ * large a payload or an event's metadata may be (as JSON). Every store takes them as options
+ * and refuses requests past them with an `InvalidInput` naming the limit.
+ *
+ * @since 0.2.0
+ */
+export interface Limits {
+  /** Streams in one append's boundary. Default `defaultMaxBoundary` (1,000). */
+  readonly maxBoundary: number
+  /** Levels of nesting of a payload or metadata, at most `StorableJson.maxDepthLimit`. Default 256. */
+  readonly maxJsonDepth: number
+  /** UTF-8 bytes of the JSON of one payload, or of one event's metadata. Default 8 MiB. */
+  readonly maxJsonBytes: number
+}
+
+/**
+ * Limits as store options take them: any of them, the others default.
+ *
+ * @since 0.2.0
+ */
+export type LimitOptions = { readonly [K in keyof Limits]?: number | undefined }
+
+/**
+ * The limits stores use unless configured otherwise.
+ *
+ * @example
+ * ```ts
+ * import { EventStore } from "eventcore"
+ *
+ * EventStore.defaultLimits // { maxBoundary: 1000, maxJsonDepth: 256, maxJsonBytes: 8388608 }
+ * ```
+ * @since 0.2.0
+ */
+export const defaultLimits: Limits = {
+  maxBoundary: defaultMaxBoundary,
+  maxJsonDepth: StorableJson.defaultLimits.maxDepth,
+  maxJsonBytes: StorableJson.defaultLimits.maxBytes
+}
+
+/**
+ * A store's limits from its options: the defaults, overridden field by field. Throws a
+ * `RangeError` for a limit that is not a positive integer (or a depth past
+ * `StorableJson.maxDepthLimit`): a configuration error, found when the store is built.
+ *
+ * @example
+ * ```ts
+ * import { EventStore } from "eventcore"
+ *
+ * EventStore.limitsOf({ maxJsonBytes: 1024 * 1024 }) // { maxBoundary: 1000, maxJsonDepth: 256, maxJsonBytes: 1048576 }
+ * ```
+ * @since 0.2.0
+ */
+export const limitsOf = (options?: LimitOptions | undefined): Limits => {
+  const limits: Limits = {
+    maxBoundary: options?.maxBoundary ?? defaultLimits.maxBoundary,
+    maxJsonDepth: options?.maxJsonDepth ?? defaultLimits.maxJsonDepth,
+    maxJsonBytes: options?.maxJsonBytes ?? defaultLimits.maxJsonBytes
+  }
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(Number.isSafeInteger(value) && value > 0)) {
+      throw new RangeError(`eventcore: ${name} must be a positive integer, got ${value}`)
+    }
+  }
+  if (limits.maxJsonDepth > StorableJson.maxDepthLimit) {
+    throw new RangeError(
+      `eventcore: maxJsonDepth must be at most ${StorableJson.maxDepthLimit}, got ${limits.maxJsonDepth}`
+    )
+  }
+  return limits
+}
+
+// An event id as the library writes it and PostgreSQL gives it back: a lowercase UUID.
+const canonicalUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/**
+ * Checks the shape of an append request the way every store must: the boundary holds at most
+ * `maxBoundary` streams, each a valid stream id (`StreamId.issue`) with an expected version that
+ * is a non-negative integer or "any", none twice; every event's stream is in the boundary, its
+ * id a lowercase UUID found once in the request, its type a valid name (`Event.typeNameIssue`),
+ * its schema version a positive integer. Stores call it before touching anything, so a bad
  * request writes nothing and fails the same way on every backend. Linear in the request's
- * size.
+ * size. (Payloads and metadata are checked by `encodeAppend`.)
  *
  * @example
  * ```ts
@@ -449,11 +542,14 @@ export const defaultMaxBoundary = 1_000
  */
 export const validateAppend = (
   request: AppendRequest,
-  options?: { readonly maxBoundary?: number | undefined }
+  options?: LimitOptions | undefined
 ): InvalidInput | undefined => {
-  const { events, streams } = request
   const invalid = (path: ReadonlyArray<string | number>, issue: string) =>
     new InvalidInput({ subject: "append request", path, issue })
+  if (typeof request !== "object" || request === null) return invalid([], "an append request must be an object")
+  const { events, streams } = request
+  if (!Array.isArray(streams)) return invalid(["streams"], "streams must be an array")
+  if (!Array.isArray(events)) return invalid(["events"], "events must be an array")
   const maxBoundary = options?.maxBoundary ?? defaultMaxBoundary
   if (streams.length > maxBoundary) {
     return invalid(
@@ -466,10 +562,12 @@ export const validateAppend = (
   const boundary = streams.length > 8 ? new Set<string>() : undefined
   for (let i = 0; i < streams.length; i++) {
     const { expected, streamId } = streams[i] as StreamExpectation
+    const idIssue = StreamId.issue(streamId)
+    if (idIssue !== undefined) return invalid(["streams", i, "streamId"], idIssue)
     if (expected !== "any" && !(Number.isSafeInteger(expected) && expected >= 0)) {
       return invalid(
         ["streams", i, "expected"],
-        `expected version must be a non-negative integer or "any", got ${expected}`
+        `expected version must be a non-negative integer or "any", got ${String(expected)}`
       )
     }
     const twice = boundary === undefined
@@ -491,10 +589,135 @@ export const validateAppend = (
         `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
       )
     }
+    if (typeof event.eventId !== "string" || !canonicalUuid.test(event.eventId)) {
+      return invalid(
+        ["events", i, "eventId"],
+        `an event id must be a lowercase UUID, got ${JSON.stringify(event.eventId)}`
+      )
+    }
     const duplicate = ids === undefined
       ? events.slice(0, i).some((e) => e.eventId === event.eventId)
       : ids.size === ids.add(event.eventId).size
     if (duplicate) return invalid(["events", i, "eventId"], `event id ${event.eventId} appears twice in the request`)
+    const typeIssue = typeNameIssue(event.type)
+    if (typeIssue !== undefined) return invalid(["events", i, "type"], typeIssue)
+    if (
+      !(Number.isSafeInteger(event.schemaVersion) && event.schemaVersion >= 1 && event.schemaVersion <= 2_147_483_647)
+    ) {
+      return invalid(
+        ["events", i, "schemaVersion"],
+        `a schema version must be a positive integer, got ${String(event.schemaVersion)}`
+      )
+    }
+  }
+  return undefined
+}
+
+/**
+ * What a store keeps of an append's events: each payload (through the serializer) and each
+ * metadata as JSON text that `jsonb` holds exactly.
+ *
+ * @since 0.2.0
+ */
+export interface EncodedEvents {
+  readonly payloads: ReadonlyArray<string>
+  readonly metadata: ReadonlyArray<string>
+}
+
+/**
+ * Validates an append request (`validateAppend`) and encodes its payloads (`Serializer.encodePayload`)
+ * and metadata (`Metadata.encode`) for storage, within the store's limits — the one place every
+ * store checks what it is given, so that every backend refuses the same requests the same way.
+ *
+ * @example
+ * ```ts
+ * import { EventStore, Serializer } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ * const encoded = EventStore.encodeAppend(request, Serializer.json, EventStore.defaultLimits)
+ * ```
+ * @since 0.2.0
+ */
+export const encodeAppend = (
+  request: AppendRequest,
+  serializer: Serializer.Serializer,
+  limits: Limits
+): Result.Result<EncodedEvents, InvalidInput> => {
+  const invalid = validateAppend(request, limits)
+  if (invalid !== undefined) return Result.fail(invalid)
+  const json = { maxDepth: limits.maxJsonDepth, maxBytes: limits.maxJsonBytes }
+  const payloads: Array<string> = []
+  const metadata: Array<string> = []
+  // The events of one command share one metadata object: encode it once.
+  let lastMetadata: unknown
+  let lastText = ""
+  for (let i = 0; i < request.events.length; i++) {
+    const event = request.events[i] as EventToAppend
+    const payload = Serializer.encodePayload(serializer, event.payload, i, event.type, json)
+    if (Result.isFailure(payload)) return Result.fail(payload.failure)
+    payloads.push(payload.success)
+    if (i === 0 || event.metadata !== lastMetadata) {
+      const encoded = Metadata.encode(event.metadata, i, json)
+      if (Result.isFailure(encoded)) return Result.fail(encoded.failure)
+      lastMetadata = event.metadata
+      lastText = encoded.success
+    }
+    metadata.push(lastText)
+  }
+  return Result.succeed({ payloads, metadata })
+}
+
+/**
+ * Checks a page request the way every store must: `limit` a positive integer, `after` a
+ * position, the filter's stream ids, prefix and type names strings a store can hold.
+ *
+ * @example
+ * ```ts
+ * import { EventStore, Position } from "eventcore"
+ *
+ * EventStore.validatePage({ after: Position.initial, limit: 0 }) // InvalidInput at "limit"
+ * ```
+ * @since 0.2.0
+ */
+export const validatePage = (request: PageRequest): InvalidInput | undefined => {
+  const invalid = (path: ReadonlyArray<string | number>, issue: string) =>
+    new InvalidInput({ subject: "page request", path, issue })
+  if (!(Number.isSafeInteger(request.limit) && request.limit > 0)) {
+    return invalid(["limit"], `the page size must be a positive integer, got ${String(request.limit)}`)
+  }
+  if (!Position.is(request.after)) {
+    return invalid(["after"], `not a position: ${JSON.stringify(request.after)}`)
+  }
+  const filter = request.filter
+  if (filter === undefined) return undefined
+  const texts = [
+    ...(filter.streamIds ?? []).map((id, i) => [["filter", "streamIds", i], id] as const),
+    ...(filter.eventTypes ?? []).map((type, i) => [["filter", "eventTypes", i], type] as const),
+    ...(filter.streamPrefix === undefined ? [] : [[["filter", "streamPrefix"], filter.streamPrefix] as const])
+  ]
+  for (const [path, text] of texts) {
+    if (typeof text !== "string") return invalid(path, `must be a string, got ${typeof text}`)
+    const issue = StorableJson.textIssue(text)
+    if (issue !== undefined) return invalid(path, `the string ${issue}`)
+  }
+  return undefined
+}
+
+/**
+ * Checks the stream ids of a read the way every store must (`StreamId.issue`).
+ *
+ * @example
+ * ```ts
+ * import { EventStore, type StreamId } from "eventcore"
+ *
+ * EventStore.validateStreamIds(["\ud800" as StreamId.StreamId]) // InvalidInput at 0
+ * ```
+ * @since 0.2.0
+ */
+export const validateStreamIds = (streamIds: ReadonlyArray<StreamId.StreamId>): InvalidInput | undefined => {
+  for (let i = 0; i < streamIds.length; i++) {
+    const issue = StreamId.issue(streamIds[i])
+    if (issue !== undefined) return new InvalidInput({ subject: "stream ids to read", path: [i], issue })
   }
   return undefined
 }

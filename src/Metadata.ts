@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Result, Schema } from "effect"
+import { InvalidInput } from "./Errors.ts"
+import * as StorableJson from "./StorableJson.ts"
 
 /**
  * The metadata stored with every event.
@@ -76,3 +78,70 @@ export const fromInput = (input: Input | undefined, executionId: string): Metada
   }
   return input?.userId === undefined ? base : { ...base, userId: input.userId }
 }
+
+const fields = new Set(["correlationId", "causationId", "userId", "custom"])
+
+const isPlainObject = (u: unknown): u is Record<string, unknown> => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return false
+  const proto = Object.getPrototypeOf(u)
+  return proto === Object.prototype || proto === null
+}
+
+/** Where metadata breaks its shape, or undefined. */
+const shapeIssue = (metadata: unknown): StorableJson.Refusal | undefined => {
+  if (!isPlainObject(metadata)) return { path: [], reason: "metadata must be an object" }
+  for (const id of ["correlationId", "causationId"] as const) {
+    if (typeof metadata[id] !== "string") return { path: [id], reason: `${id} must be a string` }
+  }
+  if (metadata["userId"] !== undefined && typeof metadata["userId"] !== "string") {
+    return { path: ["userId"], reason: "userId must be a string when set" }
+  }
+  if (!isPlainObject(metadata["custom"])) return { path: ["custom"], reason: "custom must be an object" }
+  for (const key of Object.keys(metadata)) {
+    if (!fields.has(key)) return { path: [key], reason: `${key} is not a metadata field` }
+  }
+  return undefined
+}
+
+/**
+ * What a store keeps for the metadata of event `index` of an append: checked for its shape
+ * (string ids, an optional string `userId`, `custom` an object, nothing else) and against
+ * `StorableJson` (JSON values, no NUL or unpaired surrogates, within `limits`), as JSON text —
+ * or an `InvalidInput` naming the event and the field. Every store calls it, so bad metadata
+ * fails the same way everywhere and never reaches storage.
+ *
+ * @example
+ * ```ts
+ * import { Metadata } from "eventcore"
+ *
+ * Metadata.encode({ correlationId: "c", causationId: "c", custom: { n: Number.NaN } }, 0)
+ * // Failure: InvalidInput at "custom"."n": NaN is not a JSON number
+ * ```
+ * @since 0.2.0
+ */
+export const encode = (
+  metadata: unknown,
+  index: number,
+  limits: StorableJson.Limits = StorableJson.defaultLimits
+): Result.Result<string, InvalidInput> => {
+  const refused = (refusal: StorableJson.Refusal) =>
+    Result.fail(new InvalidInput({ subject: `metadata of event ${index}`, path: refusal.path, issue: refusal.reason }))
+  const shape = shapeIssue(metadata)
+  if (shape !== undefined) return refused(shape)
+  const encoded = StorableJson.encode(metadata, limits)
+  return Result.isSuccess(encoded) ? Result.succeed(encoded.success) : refused(encoded.failure)
+}
+
+/**
+ * Whether a value read back from a store is metadata: the shape `encode` checks.
+ *
+ * @example
+ * ```ts
+ * import { Metadata } from "eventcore"
+ *
+ * Metadata.is({ correlationId: "c", causationId: "c", custom: {} }) // true
+ * Metadata.is({ correlationId: "c", causationId: "c", userId: 42, custom: {} }) // false
+ * ```
+ * @since 0.2.0
+ */
+export const is = (value: unknown): value is Metadata => shapeIssue(value) === undefined

@@ -101,6 +101,22 @@ export const transaction = (position: Position): bigint => BigInt(position.slice
  */
 export const sequence = (position: Position): bigint => BigInt(position.slice(width + 1))
 
+const shape = /^\d{20}\.\d{20}$/
+
+/**
+ * Whether a value is a position (the fixed-width string stores build).
+ *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * Position.is(Position.initial) // true
+ * Position.is("12")             // false
+ * ```
+ * @since 0.2.0
+ */
+export const is = (value: unknown): value is Position => typeof value === "string" && shape.test(value)
+
 /**
  * The global order of positions.
  *

@@ -138,7 +138,7 @@ export interface Runner<S> {
    * runner's progress) while it waits in `Standby` — events held behind the read horizon
    * included, with who holds it.
    */
-  readonly lag: Effect.Effect<Lag, EventStoreError>
+  readonly lag: Effect.Effect<Lag, EventStore.ReadError>
   /** Completes once the status has the given tag (at once if it has). */
   readonly awaitStatus: <T extends Status["_tag"]>(tag: T) => Effect.Effect<Extract<Status, { _tag: T }>>
   /** Completes once the runner has processed everything up to `position`. */

@@ -12,18 +12,16 @@
  *
  * @since 0.1.0
  */
-import { Context, Predicate, Result, type Schema } from "effect"
+import { Context, Result, type Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
+import * as StorableJson from "./StorableJson.ts"
 
 /**
  * A payload the serializer refused: the path inside the payload and why.
  *
  * @since 0.1.0
  */
-export interface Refusal {
-  readonly path: ReadonlyArray<string | number>
-  readonly reason: string
-}
+export type Refusal = StorableJson.Refusal
 
 /**
  * @since 0.1.0
@@ -35,63 +33,6 @@ export interface Serializer {
   readonly serialize: (payload: unknown) => Result.Result<Schema.Json, Refusal>
   /** What the store kept back to the encoded payload the event schema decodes. */
   readonly deserialize: (stored: Schema.Json) => Result.Result<unknown, Refusal>
-}
-
-const refuse = (path: ReadonlyArray<string | number>, reason: string) => Result.fail<Refusal>({ path, reason })
-
-/**
- * Checks that `value` is plain JSON. Succeeds with whether it holds object properties whose
- * value is `undefined`: JSON has no such thing and drops them, so such a value is stored
- * without them.
- */
-const checkJson = (
-  value: unknown,
-  path: Array<string | number>,
-  ancestors: Array<object>
-): Result.Result<boolean, Refusal> => {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return Result.succeed(false)
-    case "number":
-      return Number.isFinite(value) ? Result.succeed(false) : refuse(path, `${value} is not a JSON number`)
-    case "object": {
-      if (value === null) return Result.succeed(false)
-      if (ancestors.includes(value)) return refuse(path, "the value contains itself (a cycle)")
-      ancestors.push(value)
-      let dropsUndefined = false
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          path.push(i)
-          const inner = checkJson(value[i], path, ancestors)
-          if (Result.isFailure(inner)) return inner
-          dropsUndefined ||= inner.success
-          path.pop()
-        }
-      } else {
-        const proto = Object.getPrototypeOf(value)
-        if (proto !== Object.prototype && proto !== null) {
-          return refuse(path, `${value.constructor?.name ?? "an object"} is not plain JSON (encode it in the schema)`)
-        }
-        for (const key of Object.keys(value)) {
-          const property = (value as Record<string, unknown>)[key]
-          if (property === undefined) {
-            dropsUndefined = true
-            continue
-          }
-          path.push(key)
-          const inner = checkJson(property, path, ancestors)
-          if (Result.isFailure(inner)) return inner
-          dropsUndefined ||= inner.success
-          path.pop()
-        }
-      }
-      ancestors.pop()
-      return Result.succeed(dropsUndefined)
-    }
-    default:
-      return refuse(path, `${Predicate.isUndefined(value) ? "undefined" : typeof value} is not JSON`)
-  }
 }
 
 /**
@@ -108,11 +49,10 @@ const checkJson = (
  */
 export const json: Serializer = {
   name: "json",
-  serialize: (payload) =>
-    Result.map(
-      checkJson(payload, [], []),
-      (dropsUndefined) => (dropsUndefined ? JSON.parse(JSON.stringify(payload)) : payload) as Schema.Json
-    ),
+  serialize: (payload) => {
+    const refusal = StorableJson.check(payload)
+    return refusal === undefined ? Result.succeed(payload as Schema.Json) : Result.fail(refusal)
+  },
   deserialize: Result.succeed
 }
 
@@ -140,27 +80,51 @@ export const Serializer: Context.Reference<Serializer> = Context.Reference<Seria
 })
 
 /**
- * Serializes the payload of event `index` of an append, as an `InvalidInput` naming the event
- * and the place in its payload when the serializer refuses it. For store implementations.
+ * What a store keeps for the payload of event `index` of an append: the serializer's output,
+ * checked against `StorableJson` (within `limits`), as JSON text — or an `InvalidInput` naming
+ * the event and the place in its payload. Every store calls it, so every store refuses the same
+ * payloads the same way.
  *
  * @example
  * ```ts
  * import { Serializer } from "eventcore"
  *
- * Serializer.serializePayload(Serializer.json, { amount: Number.NaN }, 0, "Deposited")
+ * Serializer.encodePayload(Serializer.json, { amount: Number.NaN }, 0, "Deposited")
  * // Failure: InvalidInput, "Invalid payload of event 0 (Deposited) for the json serializer at "amount": ..."
  * ```
- * @since 0.1.0
+ * @since 0.2.0
  */
-export const serializePayload = (
+export const encodePayload = (
   serializer: Serializer,
   payload: unknown,
   index: number,
-  type: string
-): Result.Result<Schema.Json, InvalidInput> =>
-  Result.mapError(serializer.serialize(payload), (refusal) =>
-    new InvalidInput({
-      subject: `payload of event ${index} (${type}) for the ${serializer.name} serializer`,
-      path: refusal.path,
-      issue: refusal.reason
-    }))
+  type: string,
+  limits: StorableJson.Limits = StorableJson.defaultLimits
+): Result.Result<string, InvalidInput> => {
+  const refused = (refusal: StorableJson.Refusal) =>
+    Result.fail(
+      new InvalidInput({
+        subject: `payload of event ${index} (${type}) for the ${serializer.name} serializer`,
+        path: refusal.path,
+        issue: refusal.reason
+      })
+    )
+  // The default serializer's output is its input, once checked: `encode` checks it once.
+  let stored: unknown = payload
+  if (serializer !== json) {
+    const serialized = serializer.serialize(payload)
+    if (Result.isFailure(serialized)) return refused(serialized.failure)
+    stored = serialized.success
+  }
+  const encoded = StorableJson.encode(stored, limits)
+  if (Result.isFailure(encoded)) return refused(encoded.failure)
+  // A serializer must read back what it wrote: found here, on every store alike, rather than
+  // by the first reader.
+  if (serializer !== json) {
+    const back = serializer.deserialize(StorableJson.asStored(encoded.success))
+    if (Result.isFailure(back)) {
+      return refused({ path: back.failure.path, reason: `it does not read back: ${back.failure.reason}` })
+    }
+  }
+  return Result.succeed(encoded.success)
+}

@@ -1,6 +1,6 @@
 /**
  * Stream identifiers, parsed at the boundary: trimmed, 1–255 characters (code points),
- * no control characters. Inside the library a `StreamId` is always valid.
+ * no control characters, well-formed Unicode (no unpaired surrogates). Inside the library a `StreamId` is always valid.
  *
  * @since 0.1.0
  */
@@ -23,10 +23,40 @@ export const maxLength = 255
 // oxlint-disable-next-line no-control-regex
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/
 
+// An unpaired surrogate: ill-formed UTF-16, which has no UTF-8 form. PostgreSQL would store
+// U+FFFD in its place, so two different ids would name one stream.
+const loneSurrogate = /\p{Cs}/u
+
 const codePointLength = (s: string): number => {
   let n = 0
   for (const _ of s) n++
   return n
+}
+
+/**
+ * What is wrong with a string as an already parsed stream id, or undefined: the rules of the
+ * schema, and trimmed. Stores check the ids of every request with it, so that a caller that
+ * bypasses the schema (JavaScript, a cast) gets the same `InvalidInput` on every backend.
+ *
+ * @example
+ * ```ts
+ * import { StreamId } from "eventcore"
+ *
+ * StreamId.issue("account-1") // undefined
+ * StreamId.issue("\ud800")   // "a stream id must be well-formed Unicode (it holds an unpaired surrogate)"
+ * ```
+ * @since 0.2.0
+ */
+export const issue = (id: unknown): string | undefined => {
+  if (typeof id !== "string") return `a stream id must be a string, got ${id === null ? "null" : typeof id}`
+  if (id.trim().length === 0) return "a stream id must not be empty"
+  if (id.trim() !== id) return "a stream id must not start or end with whitespace"
+  if (controlCharacter.test(id)) return "a stream id must not contain control characters"
+  if (loneSurrogate.test(id)) return "a stream id must be well-formed Unicode (it holds an unpaired surrogate)"
+  if (id.length > maxLength && codePointLength(id) > maxLength) {
+    return `a stream id must be at most ${maxLength} characters long`
+  }
+  return undefined
 }
 
 /**
@@ -48,7 +78,10 @@ export const StreamId = Schema.Trim.pipe(
     Schema.makeFilter((s: string) =>
       codePointLength(s) <= maxLength || `a stream id must be at most ${maxLength} characters long`
     ),
-    Schema.makeFilter((s: string) => !controlCharacter.test(s) || "a stream id must not contain control characters")
+    Schema.makeFilter((s: string) => !controlCharacter.test(s) || "a stream id must not contain control characters"),
+    Schema.makeFilter((s: string) =>
+      !loneSurrogate.test(s) || "a stream id must be well-formed Unicode (it holds an unpaired surrogate)"
+    )
   ),
   Schema.brand("eventcore/StreamId")
 )

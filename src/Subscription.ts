@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Effect, Option, Stream } from "effect"
-import type { EventDecodeError, EventStoreError } from "./Errors.ts"
+import type { EventDecodeError } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import * as EventStore from "./EventStore.ts"
 import type { Position } from "./Position.ts"
@@ -56,7 +56,7 @@ const resolveFrom = (store: EventStore.EventStore["Service"], from: From) =>
  * ```
  * @since 0.1.0
  */
-export const stream = (options: Options): Stream.Stream<StoredEvent, EventStoreError, EventStore.EventStore> =>
+export const stream = (options: Options): Stream.Stream<StoredEvent, EventStore.ReadError, EventStore.EventStore> =>
   pages(options, (read) => read.events)
 
 /** One read of a subscription: the events, and whether the read reached the end of what is visible. */
@@ -82,7 +82,7 @@ interface ReadState {
 const pages = <A>(
   options: Options,
   emit: (read: Read) => ReadonlyArray<A>
-): Stream.Stream<A, EventStoreError, EventStore.EventStore> =>
+): Stream.Stream<A, EventStore.ReadError, EventStore.EventStore> =>
   Stream.unwrap(
     EventStore.EventStore.useSync((store) =>
       Stream.unwrap(Effect.map(resolveFrom(store, options.from), (start) => {
@@ -166,7 +166,7 @@ export type Item<A> = EventItem<A> | CaughtUp
  */
 export const withSignals = (
   options: Options
-): Stream.Stream<Item<StoredEvent>, EventStoreError, EventStore.EventStore> =>
+): Stream.Stream<Item<StoredEvent>, EventStore.ReadError, EventStore.EventStore> =>
   pages(options, (read) => {
     const items: Array<Item<StoredEvent>> = read.events.map((event) => ({
       _tag: "Event" as const,
@@ -199,7 +199,7 @@ export const events = <E extends Event.Tagged>(
   options: Options
 ): Stream.Stream<
   { readonly event: E; readonly stored: StoredEvent },
-  EventStoreError | EventDecodeError,
+  EventStore.ReadError | EventDecodeError,
   EventStore.EventStore
 > =>
   stream({ ...options, filter: { ...options.filter, eventTypes: options.filter?.eventTypes ?? catalog.types } }).pipe(
@@ -264,7 +264,7 @@ export const catalogFilter = (
 export const eventsWithSignals = <E extends Event.Tagged>(
   catalog: Event.Catalog<E>,
   options: Options
-): Stream.Stream<Item<Decoded<E>>, EventStoreError | EventDecodeError, EventStore.EventStore> =>
+): Stream.Stream<Item<Decoded<E>>, EventStore.ReadError | EventDecodeError, EventStore.EventStore> =>
   withSignals({ ...options, filter: catalogFilter(catalog, options.filter) }).pipe(
     Stream.mapEffect((item): Effect.Effect<Item<Decoded<E>>, EventDecodeError> => {
       if (item._tag === "CaughtUp") return Effect.succeed(item)

@@ -95,7 +95,7 @@ type Input = Subscription.Item<StoredEvent> | typeof tick
  */
 export const run = <E extends Event.Tagged, S, Err, R>(
   env: Environment<E, S, Err, R>
-): Effect.Effect<void, EventFailed | CheckpointMoved | EventStoreError | Err, EventStore.EventStore | R> =>
+): Effect.Effect<void, EventFailed | CheckpointMoved | EventStore.ReadError | Err, EventStore.EventStore | R> =>
   Effect.gen(function*() {
     const { checkpoints, counters, deadLetters, projection } = env
     const { durable, name, transaction } = projection
@@ -270,7 +270,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
       })
 
     const from: Subscription.From = loaded ?? projection.startFrom
-    const items: Stream.Stream<Input, EventStoreError, EventStore.EventStore> = Subscription.withSignals({
+    const items: Stream.Stream<Input, EventStore.ReadError, EventStore.EventStore> = Subscription.withSignals({
       from,
       filter: env.filter,
       pageSize: env.pageSize

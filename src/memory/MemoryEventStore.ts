@@ -7,8 +7,10 @@
 import { Clock, DateTime, Effect, Layer, Result } from "effect"
 import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
+import type * as Metadata from "../Metadata.ts"
 import * as Position from "../Position.ts"
 import * as Serializer from "../Serializer.ts"
+import * as StorableJson from "../StorableJson.ts"
 import { type StoredEvent, withMemo } from "../StoredEvent.ts"
 import type { StreamId } from "../StreamId.ts"
 
@@ -27,10 +29,7 @@ const deepFreeze = <A>(value: A): A => {
 /**
  * @since 0.2.0
  */
-export interface Options {
-  /** The most streams one append's boundary may hold. Default `EventStore.defaultMaxBoundary`. */
-  readonly maxBoundary?: number | undefined
-}
+export interface Options extends EventStore.LimitOptions {}
 
 interface KeyRecord extends EventStore.IdempotencyRecord {
   readonly recordedAt: number
@@ -52,7 +51,7 @@ export const makeWith = (
   options?: Options
 ): Effect.Effect<EventStore.EventStore["Service"]> =>
   Serializer.Serializer.useSync((serializer) => {
-    const maxBoundary = options?.maxBoundary
+    const limits = EventStore.limitsOf(options)
     const log: Array<StoredEvent> = []
     // Idempotency keys in the order they were recorded, so expired ones are cleared from the front.
     const keys = new Map<string, KeyRecord>()
@@ -105,27 +104,31 @@ export const makeWith = (
       return undefined
     }
 
-    // Round-trips every payload through the serializer before anything is written: what a
-    // reader gets back is what a store that really serializes would give it.
-    const serializePayloads = (request: EventStore.AppendRequest): Result.Result<Array<unknown>, InvalidInput> => {
+    // What a reader gets back is what PostgreSQL would give it: each payload's JSON text as
+    // `jsonb` returns it (`-0` is `0`, keys in `jsonb`'s order), through the serializer.
+    // `encodeAppend` has already checked that the serializer reads its own output back.
+    const storedPayloads = (texts: ReadonlyArray<string>): Array<unknown> => {
       const payloads: Array<unknown> = []
-      for (let i = 0; i < request.events.length; i++) {
-        const event = request.events[i] as EventStore.EventToAppend
-        const stored = Serializer.serializePayload(serializer, event.payload, i, event.type)
-        if (Result.isFailure(stored)) return Result.fail(stored.failure)
-        const payload = serializer.deserialize(stored.success)
-        if (Result.isFailure(payload)) {
-          return Result.fail(
-            new InvalidInput({
-              subject: `payload of event ${i} (${event.type}) after the ${serializer.name} serializer`,
-              path: payload.failure.path,
-              issue: payload.failure.reason
-            })
-          )
-        }
-        payloads.push(payload.success)
+      for (const text of texts) {
+        const payload = serializer.deserialize(StorableJson.asStored(text))
+        payloads.push(Result.isSuccess(payload) ? payload.success : undefined)
       }
-      return Result.succeed(payloads)
+      return payloads
+    }
+
+    // Metadata the same way; the events of one append usually share one.
+    const storedMetadata = (texts: ReadonlyArray<string>): Array<Metadata.Metadata> => {
+      const metadata: Array<Metadata.Metadata> = []
+      let lastText: string | undefined
+      let last: Metadata.Metadata | undefined
+      for (const text of texts) {
+        if (text !== lastText || last === undefined) {
+          lastText = text
+          last = deepFreeze(StorableJson.asStored(text) as unknown as Metadata.Metadata)
+        }
+        metadata.push(last)
+      }
+      return metadata
     }
 
     /** What an earlier append recorded under the request's key, if that record still holds. */
@@ -148,10 +151,8 @@ export const makeWith = (
     const append = (request: EventStore.AppendRequest) =>
       Clock.clockWith((clock) =>
         Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
-          const invalid = EventStore.validateAppend(request, { maxBoundary })
-          if (invalid !== undefined) return Effect.fail(invalid)
-          const serialized = serializePayloads(request)
-          if (Result.isFailure(serialized)) return Effect.fail(serialized.failure)
+          const encoded = EventStore.encodeAppend(request, serializer, limits)
+          if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
           const claim = request.idempotency
           const earlier = claim === undefined ? undefined : recorded(claim)
           if (claim !== undefined && earlier !== undefined) {
@@ -161,7 +162,8 @@ export const makeWith = (
           }
           const conflict = versionConflict(request)
           if (conflict !== undefined) return Effect.fail(conflict)
-          const payloads = serialized.success
+          const payloads = storedPayloads(encoded.success.payloads)
+          const metadata = storedMetadata(encoded.success.metadata)
           const duplicate = claimEventIds(request)
           if (duplicate !== undefined) return Effect.fail(duplicate)
           const millis = clock.currentTimeMillisUnsafe()
@@ -187,7 +189,7 @@ export const makeWith = (
               type: event.type,
               schemaVersion: event.schemaVersion,
               payload: deepFreeze(payloads[i]),
-              metadata: deepFreeze(event.metadata),
+              metadata: metadata[i] as Metadata.Metadata,
               recordedAt
             }))
             stream.push(stored)
@@ -212,21 +214,21 @@ export const makeWith = (
       )
 
     const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
-      Effect.sync(() =>
-        streamIds.map((streamId): EventStore.StreamRead => {
+      Effect.suspend(() => {
+        const invalid = EventStore.validateStreamIds(streamIds)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        return Effect.succeed(streamIds.map((streamId): EventStore.StreamRead => {
           const events = streams.get(streamId)
           return events === undefined
             ? { streamId, version: 0, events: [] }
             : { streamId, version: events.length, events: events.slice() }
-        })
-      )
+        }))
+      })
 
-    const readPage = (options: {
-      readonly after: Position.Position
-      readonly filter?: EventStore.EventFilter | undefined
-      readonly limit: number
-    }) =>
-      Effect.sync((): EventStore.Page => {
+    const readPage = (options: EventStore.PageRequest) =>
+      Effect.suspend((): Effect.Effect<EventStore.Page, InvalidInput> => {
+        const invalid = EventStore.validatePage(options)
+        if (invalid !== undefined) return Effect.fail(invalid)
         const events: Array<StoredEvent> = []
         let index = logIndexAfter(options.after)
         while (index < log.length && events.length < options.limit) {
@@ -237,7 +239,7 @@ export const makeWith = (
         const next = last !== undefined && Position.isAfter(last.position, options.after)
           ? last.position
           : options.after
-        return { events, next, end: index >= log.length }
+        return Effect.succeed({ events, next, end: index >= log.length })
       })
 
     const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)

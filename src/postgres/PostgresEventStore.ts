@@ -16,17 +16,20 @@ import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { EventStoreError, InvalidInput } from "../Errors.ts"
+import { EventDecodeError, EventStoreError, InvalidInput } from "../Errors.ts"
 import {
   type AppendRequest,
   type AppendResult,
   type Committed,
-  defaultPageSize,
+  encodeAppend,
   type EventFilter,
   EventStore,
   type IdempotencyRecord,
+  limitsOf,
+  type PageRequest,
   type StreamRead,
-  validateAppend
+  validatePage,
+  validateStreamIds
 } from "../EventStore.ts"
 import * as Position from "../Position.ts"
 import * as Serializer from "../Serializer.ts"
@@ -52,6 +55,10 @@ export interface Options {
   readonly pollInterval?: Duration.Input | undefined
   /** The most streams one append's boundary may hold. Default `EventStore.defaultMaxBoundary` (1,000). */
   readonly maxBoundary?: number | undefined
+  /** The deepest nesting of a payload or metadata. Default 256 (`EventStore.defaultLimits`). */
+  readonly maxJsonDepth?: number | undefined
+  /** The most UTF-8 bytes of JSON in one payload, or one event's metadata. Default 8 MiB. */
+  readonly maxJsonBytes?: number | undefined
   /**
    * While live subscribers wait, warn when committed events have waited behind the read
    * horizon longer than this (another session's open transaction). Default 30 seconds.
@@ -85,7 +92,6 @@ const textArray = typedArray(PgTypes.OID.text)
 const int8Array = typedArray(PgTypes.OID.int8)
 const int4Array = typedArray(PgTypes.OID.int4)
 const uuidArray = typedArray(PgTypes.OID.uuid)
-const jsonbArray = typedArray(PgTypes.OID.jsonb)
 
 interface AppendRow {
   readonly o_tx_id: bigint | null
@@ -166,13 +172,12 @@ const fromRecorded = (operation: string, json: unknown): Result.Result<AppendRes
 /** Collects converted rows, failing on the first row that does not convert. */
 const toStoredEvents = (
   rows: ReadonlyArray<EventRow>,
-  operation: string,
   serializer: Serializer.Serializer
-): Effect.Effect<Array<StoredEvent>, EventStoreError> => {
+): Effect.Effect<Array<StoredEvent>, EventDecodeError> => {
   const events: Array<StoredEvent> = []
   for (const row of rows) {
-    const event = toStoredEvent(row, operation, serializer)
-    if (event instanceof EventStoreError) return Effect.fail(event)
+    const event = toStoredEvent(row, serializer)
+    if (event instanceof EventDecodeError) return Effect.fail(event)
     events.push(event)
   }
   return Effect.succeed(events)
@@ -238,7 +243,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const sql = pg.withoutTransforms()
   const serializer = yield* Serializer.Serializer
   const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? defaultPollInterval)
-  const maxBoundary = options?.maxBoundary
+  const limits = limitsOf(options)
   const wakeups = yield* Wakeups.make(pg, `${schema}_appended`)
 
   const appendSql = Statements.append(schema)
@@ -253,17 +258,10 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   )
 
   const append = Effect.fnUntraced(function*(request: AppendRequest) {
-    const invalid = validateAppend(request, { maxBoundary })
-    if (invalid !== undefined) return yield* invalid
+    const encoded = encodeAppend(request, serializer, limits)
+    if (Result.isFailure(encoded)) return yield* encoded.failure
     const recordedAt = yield* Clock.currentTimeMillis
     const events = request.events
-    const payloads: Array<unknown> = []
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i] as AppendRequest["events"][number]
-      const payload = Serializer.serializePayload(serializer, event.payload, i, event.type)
-      if (Result.isFailure(payload)) return yield* payload.failure
-      payloads.push(payload.success)
-    }
     const claim = request.idempotency
     const call = sql.unsafe<AppendRow>(appendSql, [
       textArray(request.streams.map((s) => s.streamId)),
@@ -272,8 +270,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       textArray(events.map((e) => e.streamId)),
       textArray(events.map((e) => e.type)),
       int4Array(events.map((e) => e.schemaVersion)),
-      jsonbArray(payloads),
-      jsonbArray(events.map((e) => e.metadata)),
+      textArray(encoded.success.payloads),
+      textArray(encoded.success.metadata),
       PgTypes.timestamptz(recordedAt),
       claim?.key ?? null,
       claim?.fingerprint ?? null,
@@ -309,12 +307,14 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   })
 
   const readStreams = Effect.fnUntraced(function*(streamIds: ReadonlyArray<StreamId>) {
+    const invalid = validateStreamIds(streamIds)
+    if (invalid !== undefined) return yield* invalid
     if (streamIds.length === 0) return []
     const where = yield* context
     const rows = yield* sql.unsafe<EventRow>(readStreamsSql, [textArray(streamIds)]).pipe(
       Effect.mapError((error) => fromSqlError("readStreams", error, where))
     )
-    const events = yield* toStoredEvents(rows, "readStreams", serializer)
+    const events = yield* toStoredEvents(rows, serializer)
     const byStream = new Map<string, Array<StoredEvent>>()
     for (const event of events) {
       const list = byStream.get(event.streamId)
@@ -327,12 +327,10 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     })
   })
 
-  const readPage = Effect.fnUntraced(function*(request: {
-    readonly after: Position.Position
-    readonly filter?: EventFilter | undefined
-    readonly limit: number
-  }) {
-    const limit = Number.isFinite(request.limit) ? Math.max(1, Math.floor(request.limit)) : defaultPageSize
+  const readPage = Effect.fnUntraced(function*(request: PageRequest) {
+    const invalid = validatePage(request)
+    if (invalid !== undefined) return yield* invalid
+    const limit = request.limit
     const filters = filterClauses(request.filter, 4)
     const rows = yield* sql.unsafe<PageRow>(Statements.page(schema, filters.sql), [
       Position.transaction(request.after).toString(),
@@ -342,7 +340,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     ]).pipe(Effect.mapError((error) => fromSqlError("readPage", error)))
     const first = rows[0]
     const eventRows = first === undefined || first.position === null ? [] : rows
-    const events = yield* toStoredEvents(eventRows, "readPage", serializer)
+    const events = yield* toStoredEvents(eventRows, serializer)
     const last = events[events.length - 1]
     if (events.length === limit && last !== undefined) return { events, next: last.position, end: false }
     const head = first?.head_tx_id != null && first.head_position !== null

@@ -2,18 +2,18 @@
  * Turning `events` rows into `StoredEvent`s.
  *
  * Payloads come back exactly as stored (decoding them is the reader's schema's job, which
- * reports `EventDecodeError`). Metadata is written only by this store and rows are immutable,
- * so it is checked only for its shape: a row whose metadata is not a metadata object (someone
- * wrote to the table by hand) fails the read with an `EventStoreError` whose cause is an
- * `EventDecodeError` naming the row, rather than handing the core a value that lies about its
- * type or skipping the event.
+ * reports `EventDecodeError`). Metadata is validated at append, so only a row written by hand
+ * (or by a version before 0.2.0, which did not validate it) can hold something else: such a
+ * row fails the read with an `EventDecodeError` naming its stream, version and what is wrong —
+ * rather than handing the core a value that lies about its type, or skipping the event.
+ * docs/operations.md says how to look at and get past such a row.
  *
  * @internal
  */
 import { DateTime, Result, type Schema } from "effect"
-import { EventDecodeError, EventStoreError } from "../Errors.ts"
+import { EventDecodeError } from "../Errors.ts"
 import type { EventId } from "../EventId.ts"
-import type { Metadata } from "../Metadata.ts"
+import * as Metadata from "../Metadata.ts"
 import * as Position from "../Position.ts"
 import type * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
@@ -40,34 +40,23 @@ export interface EventRow {
   readonly recorded_at: Date
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-const isMetadata = (u: unknown): u is Metadata =>
-  isRecord(u) && typeof u["correlationId"] === "string" && typeof u["causationId"] === "string" &&
-  isRecord(u["custom"]) && (u["userId"] === undefined || typeof u["userId"] === "string")
-
 /**
  * Converts one row, or returns the error that names it.
  */
 export const toStoredEvent = (
   row: EventRow,
-  operation: string,
   serializer: Serializer.Serializer
-): StoredEvent | EventStoreError => {
+): StoredEvent | EventDecodeError => {
   const unreadable = (reason: string) =>
-    new EventStoreError({
-      operation,
-      transient: false,
-      cause: new EventDecodeError({
-        streamId: row.stream_id,
-        streamVersion: Number(row.stream_version),
-        type: row.type,
-        schemaVersion: row.schema_version,
-        reason
-      })
+    new EventDecodeError({
+      streamId: row.stream_id,
+      streamVersion: Number(row.stream_version),
+      type: row.type,
+      schemaVersion: row.schema_version,
+      reason
     })
-  if (!isMetadata(row.metadata)) {
-    return unreadable(`stored metadata is not an EventCore metadata object: ${JSON.stringify(row.metadata)}`)
+  if (!Metadata.is(row.metadata)) {
+    return unreadable(`the stored metadata is not EventCore metadata: ${JSON.stringify(row.metadata)}`)
   }
   const payload = serializer.deserialize(row.payload as Schema.Json)
   if (Result.isFailure(payload)) {

@@ -20,13 +20,14 @@ const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
 
 /**
  * One call of the append function. Parameters: boundary stream ids, expected versions
- * (-1 = any), event ids, event streams, types, schema versions, payloads, metadata, recorded
- * at, idempotency key, its fingerprint, and the instant before which key records expired.
+ * (-1 = any), event ids, event streams, types, schema versions, payloads and metadata (JSON
+ * texts, encoded and checked once by the store), recorded at, idempotency key, its
+ * fingerprint, and the instant before which key records expired.
  *
  * @since 0.1.0
  */
 export const append = (schema: string): string =>
-  `select o_tx_id, o_versions, o_positions, o_replay from ${schema}.append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+  `select o_tx_id, o_versions, o_positions, o_replay from ${schema}.append($1, $2, $3, $4, $5, $6, $7::jsonb[], $8::jsonb[], $9, $10, $11, $12)`
 
 /**
  * All events of several streams (`$1`: text[]), by stream then version.

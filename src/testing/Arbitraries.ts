@@ -135,8 +135,9 @@ export const invalidStreamIdCase: fc.Arbitrary<InvalidStreamId> = fc.oneof(
 export const invalidStreamId: fc.Arbitrary<string> = invalidStreamIdCase.map((c) => c.value)
 
 /**
- * Effect's own `Arbitrary` of the events of a catalog, derived from its current schemas.
- * Use it with `it.effect.prop` or `Arbitrary.checkEffect`.
+ * Effect's own `Arbitrary` of the events of a catalog, derived from its current schemas, with
+ * strings a store cannot keep (NUL, unpaired surrogates) made storable. Use it with
+ * `it.effect.prop` or `Arbitrary.checkEffect`.
  *
  * @example
  * ```ts
@@ -153,7 +154,26 @@ export const invalidStreamId: fc.Arbitrary<string> = invalidStreamIdCase.map((c)
  * @since 0.1.0
  */
 export const eventArbitrary = <E extends Event.Tagged>(catalog: Event.Catalog<E>): Arbitrary.Arbitrary<E> =>
-  Arbitrary.schema(catalog.schema)
+  Arbitrary.schema(catalog.schema).pipe(
+    Arbitrary.map((event) => storable(event)),
+    Arbitrary.filter(Schema.is(catalog.schema))
+  )
+
+// NUL and unpaired surrogates: strings a schema may allow but no store can keep.
+// oxlint-disable-next-line no-control-regex
+const unstorable = /\u0000|\p{Cs}/gu
+
+/** The value with every unstorable character of its strings (keys too) replaced by U+FFFD. */
+const storable = <A>(value: A): A => {
+  if (typeof value === "string") return value.replace(unstorable, "\ufffd") as A
+  if (Array.isArray(value)) return value.map(storable) as A
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {}
+    for (const [key, inner] of Object.entries(value)) out[storable(key)] = storable(inner)
+    return out as A
+  }
+  return value
+}
 
 /**
  * A fast-check arbitrary of the events of a catalog, derived from its current schemas. Each
@@ -228,7 +248,7 @@ export const streamIdArbitrary: Arbitrary.Arbitrary<StreamId.StreamId> = Arbitra
   Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(StreamId.maxLength))
 ).pipe(
   Arbitrary.map((s) => {
-    const cleaned = s.replace(control, "-").trim()
+    const cleaned = s.replace(control, "-").replace(unstorable, "-").trim()
     return (cleaned.length === 0 ? "stream" : cleaned) as StreamId.StreamId
   })
 )

@@ -96,7 +96,7 @@ export const given = <E extends Event.Tagged>(
   catalog: Event.Catalog<E>,
   events: EventsByStream<E>,
   metadata?: Metadata.Metadata
-): Effect.Effect<void, EventStore.AppendError, EventStore.EventStore> =>
+): Effect.Effect<void, EventStore.AppendError | EventDecodeError, EventStore.EventStore> =>
   Effect.gen(function*() {
     const meta = metadata ?? { correlationId: "scenario-given", causationId: "scenario-given", custom: {} }
     for (const raw in events) {
@@ -182,7 +182,7 @@ const describe = (value: unknown): string => {
 const writtenSince = <E extends Event.Tagged>(
   catalog: Event.Catalog<E>,
   after: Position
-): Effect.Effect<Map<string, Array<E>>, EventStoreError | EventDecodeError, EventStore.EventStore> =>
+): Effect.Effect<Map<string, Array<E>>, EventStore.ReadError, EventStore.EventStore> =>
   Effect.gen(function*() {
     const byStream = new Map<string, Array<E>>()
     const events = yield* Stream.runCollect(EventStore.readAll({ after }))
