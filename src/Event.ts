@@ -159,6 +159,19 @@ export const typeNameIssue = (name: unknown): string | undefined => {
   if (typeof name !== "string") {
     return `an event type name must be a string, got ${name === null ? "null" : typeof name}`
   }
+  if (knownGood.has(name)) return undefined
+  const issue = typeNameIssueOf(name)
+  if (issue === undefined) {
+    // Stores check the type of every event appended: remember the (few) names that passed.
+    if (knownGood.size >= 4_096) knownGood.clear()
+    knownGood.add(name)
+  }
+  return issue
+}
+
+const knownGood = new Set<string>()
+
+const typeNameIssueOf = (name: string): string | undefined => {
   if (name.length === 0) return "an event type name must not be empty"
   if (name.trim() !== name) return "an event type name must not start or end with whitespace"
   if (unfitForTypeName.test(name)) {

@@ -516,8 +516,17 @@ export const limitsOf = (options?: LimitOptions | undefined): Limits => {
   return limits
 }
 
-// An event id as the library writes it and PostgreSQL gives it back: a lowercase UUID.
-const canonicalUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/** Whether a value is an event id as the library writes it and PostgreSQL gives it back: a lowercase UUID. */
+const isCanonicalUuid = (id: unknown): boolean => {
+  if (typeof id !== "string" || id.length !== 36) return false
+  for (let i = 0; i < 36; i++) {
+    const c = id.charCodeAt(i)
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return false // "-"
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false // 0-9, a-f
+  }
+  return true
+}
 
 /**
  * Checks the shape of an append request the way every store must: the boundary holds at most
@@ -589,7 +598,7 @@ export const validateAppend = (
         `stream ${JSON.stringify(event.streamId)} is not in the request's boundary`
       )
     }
-    if (typeof event.eventId !== "string" || !canonicalUuid.test(event.eventId)) {
+    if (!isCanonicalUuid(event.eventId)) {
       return invalid(
         ["events", i, "eventId"],
         `an event id must be a lowercase UUID, got ${JSON.stringify(event.eventId)}`
@@ -615,19 +624,63 @@ export const validateAppend = (
 
 /**
  * What a store keeps of an append's events: each payload (through the serializer) and each
- * metadata as JSON text that `jsonb` holds exactly.
+ * metadata, checked, in the form the store keeps them (JSON text for PostgreSQL, the value
+ * `jsonb` would give back for the memory store).
  *
  * @since 0.2.0
  */
-export interface EncodedEvents {
-  readonly payloads: ReadonlyArray<string>
-  readonly metadata: ReadonlyArray<string>
+export interface EncodedEvents<A> {
+  readonly payloads: ReadonlyArray<A>
+  readonly metadata: ReadonlyArray<A>
 }
 
 /**
- * Validates an append request (`validateAppend`) and encodes its payloads (`Serializer.encodePayload`)
- * and metadata (`Metadata.encode`) for storage, within the store's limits — the one place every
- * store checks what it is given, so that every backend refuses the same requests the same way.
+ * Validates an append request (`validateAppend`) and checks its payloads
+ * (`Serializer.keepPayload`) and metadata (`Metadata.keep`) for storage, within the store's
+ * limits, giving them in the form `keep` says — the one place every store checks what it is
+ * given, so that every backend refuses the same requests the same way.
+ *
+ * @example
+ * ```ts
+ * import { EventStore, Serializer, StorableJson } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ * const kept = EventStore.keepAppend(request, Serializer.json, EventStore.defaultLimits, StorableJson.toStored)
+ * ```
+ * @since 0.2.0
+ */
+export const keepAppend = <A>(
+  request: AppendRequest,
+  serializer: Serializer.Serializer,
+  limits: Limits,
+  keep: Serializer.Keep<A>
+): Result.Result<EncodedEvents<A>, InvalidInput> => {
+  const invalid = validateAppend(request, limits)
+  if (invalid !== undefined) return Result.fail(invalid)
+  const json = { maxDepth: limits.maxJsonDepth, maxBytes: limits.maxJsonBytes }
+  const payloads: Array<A> = []
+  const metadata: Array<A> = []
+  // The events of one command share one metadata object: check it once.
+  let lastMetadata: unknown
+  let lastKept: A | undefined
+  for (let i = 0; i < request.events.length; i++) {
+    const event = request.events[i] as EventToAppend
+    const payload = Serializer.keepPayload(serializer, event.payload, i, event.type, json, keep)
+    if (Result.isFailure(payload)) return Result.fail(payload.failure)
+    payloads.push(payload.success)
+    if (i === 0 || event.metadata !== lastMetadata) {
+      const kept = Metadata.keep(event.metadata, i, json, keep)
+      if (Result.isFailure(kept)) return Result.fail(kept.failure)
+      lastMetadata = event.metadata
+      lastKept = kept.success
+    }
+    metadata.push(lastKept as A)
+  }
+  return Result.succeed({ payloads, metadata })
+}
+
+/**
+ * `keepAppend` with payloads and metadata as JSON text: what the PostgreSQL store sends.
  *
  * @example
  * ```ts
@@ -642,30 +695,7 @@ export const encodeAppend = (
   request: AppendRequest,
   serializer: Serializer.Serializer,
   limits: Limits
-): Result.Result<EncodedEvents, InvalidInput> => {
-  const invalid = validateAppend(request, limits)
-  if (invalid !== undefined) return Result.fail(invalid)
-  const json = { maxDepth: limits.maxJsonDepth, maxBytes: limits.maxJsonBytes }
-  const payloads: Array<string> = []
-  const metadata: Array<string> = []
-  // The events of one command share one metadata object: encode it once.
-  let lastMetadata: unknown
-  let lastText = ""
-  for (let i = 0; i < request.events.length; i++) {
-    const event = request.events[i] as EventToAppend
-    const payload = Serializer.encodePayload(serializer, event.payload, i, event.type, json)
-    if (Result.isFailure(payload)) return Result.fail(payload.failure)
-    payloads.push(payload.success)
-    if (i === 0 || event.metadata !== lastMetadata) {
-      const encoded = Metadata.encode(event.metadata, i, json)
-      if (Result.isFailure(encoded)) return Result.fail(encoded.failure)
-      lastMetadata = event.metadata
-      lastText = encoded.success
-    }
-    metadata.push(lastText)
-  }
-  return Result.succeed({ payloads, metadata })
-}
+): Result.Result<EncodedEvents<string>, InvalidInput> => keepAppend(request, serializer, limits, StorableJson.encode)
 
 /**
  * Checks a page request the way every store must: `limit` a positive integer, `after` a

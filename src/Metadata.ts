@@ -65,18 +65,19 @@ export interface Input {
  * import { Metadata } from "eventcore"
  *
  * Metadata.fromInput({ userId: "alice" }, "exec-1")
- * // { correlationId: "exec-1", causationId: "exec-1", custom: {}, userId: "alice" }
+ * // { custom: {}, userId: "alice", causationId: "exec-1", correlationId: "exec-1" }
  * ```
  * @since 0.1.0
  */
 export const fromInput = (input: Input | undefined, executionId: string): Metadata => {
   const correlationId = input?.correlationId ?? executionId
-  const base = {
-    correlationId,
-    causationId: input?.causationId ?? correlationId,
-    custom: input?.custom ?? {}
-  }
-  return input?.userId === undefined ? base : { ...base, userId: input.userId }
+  const custom = input?.custom ?? {}
+  const causationId = input?.causationId ?? correlationId
+  // Built in the order `jsonb` keeps keys (by length, then bytes), so that a store has nothing
+  // to reorder.
+  return input?.userId === undefined
+    ? { custom, causationId, correlationId }
+    : { custom, userId: input.userId, causationId, correlationId }
 }
 
 const fields = new Set(["correlationId", "causationId", "userId", "custom"])
@@ -106,9 +107,35 @@ const shapeIssue = (metadata: unknown): StorableJson.Refusal | undefined => {
 /**
  * What a store keeps for the metadata of event `index` of an append: checked for its shape
  * (string ids, an optional string `userId`, `custom` an object, nothing else) and against
- * `StorableJson` (JSON values, no NUL or unpaired surrogates, within `limits`), as JSON text —
- * or an `InvalidInput` naming the event and the field. Every store calls it, so bad metadata
- * fails the same way everywhere and never reaches storage.
+ * `StorableJson` (JSON values, no NUL or unpaired surrogates, within `limits`), in the form
+ * `keep` gives — or an `InvalidInput` naming the event and the field. Every store calls it (or
+ * `encode`), so bad metadata fails the same way everywhere and never reaches storage.
+ *
+ * @example
+ * ```ts
+ * import { Metadata, StorableJson } from "eventcore"
+ *
+ * Metadata.keep({ correlationId: "c", causationId: "c", custom: {} }, 0, StorableJson.defaultLimits, StorableJson.toStored)
+ * ```
+ * @since 0.2.0
+ */
+export const keep = <A>(
+  metadata: unknown,
+  index: number,
+  limits: StorableJson.Limits,
+  keeping: (value: unknown, limits: StorableJson.Limits) => Result.Result<A, StorableJson.Refusal>
+): Result.Result<A, InvalidInput> => {
+  const refused = (refusal: StorableJson.Refusal) =>
+    Result.fail(new InvalidInput({ subject: `metadata of event ${index}`, path: refusal.path, issue: refusal.reason }))
+  const shape = shapeIssue(metadata)
+  if (shape !== undefined) return refused(shape)
+  const kept = keeping(metadata, limits)
+  return Result.isSuccess(kept) ? Result.succeed(kept.success) : refused(kept.failure)
+}
+
+/**
+ * What a store keeps for the metadata of event `index` of an append, as JSON text: `keep` with
+ * `StorableJson.encode`.
  *
  * @example
  * ```ts
@@ -123,14 +150,7 @@ export const encode = (
   metadata: unknown,
   index: number,
   limits: StorableJson.Limits = StorableJson.defaultLimits
-): Result.Result<string, InvalidInput> => {
-  const refused = (refusal: StorableJson.Refusal) =>
-    Result.fail(new InvalidInput({ subject: `metadata of event ${index}`, path: refusal.path, issue: refusal.reason }))
-  const shape = shapeIssue(metadata)
-  if (shape !== undefined) return refused(shape)
-  const encoded = StorableJson.encode(metadata, limits)
-  return Result.isSuccess(encoded) ? Result.succeed(encoded.success) : refused(encoded.failure)
-}
+): Result.Result<string, InvalidInput> => keep(metadata, index, limits, StorableJson.encode)
 
 /**
  * Whether a value read back from a store is metadata: the shape `encode` checks.

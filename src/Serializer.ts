@@ -80,10 +80,71 @@ export const Serializer: Context.Reference<Serializer> = Context.Reference<Seria
 })
 
 /**
+ * How a store keeps checked JSON: as text (`StorableJson.encode`, what PostgreSQL receives) or
+ * as the value a `jsonb` column gives back (`StorableJson.toStored`, what the memory store
+ * keeps).
+ *
+ * @since 0.2.0
+ */
+export type Keep<A> = (value: unknown, limits: StorableJson.Limits) => Result.Result<A, StorableJson.Refusal>
+
+/**
  * What a store keeps for the payload of event `index` of an append: the serializer's output,
- * checked against `StorableJson` (within `limits`), as JSON text — or an `InvalidInput` naming
- * the event and the place in its payload. Every store calls it, so every store refuses the same
- * payloads the same way.
+ * checked against `StorableJson` (within `limits`), in the form `keep` gives — or an
+ * `InvalidInput` naming the event and the place in its payload. Every store calls it (or
+ * `encodePayload`), so every store refuses the same payloads the same way.
+ *
+ * @example
+ * ```ts
+ * import { Serializer, StorableJson } from "eventcore"
+ *
+ * // what the memory store keeps: the value a jsonb column would give back
+ * Serializer.keepPayload(Serializer.json, { b: 1, a: -0 }, 0, "Noted", StorableJson.defaultLimits, StorableJson.toStored)
+ * // Success: { a: 0, b: 1 }
+ * ```
+ * @since 0.2.0
+ */
+export const keepPayload = <A>(
+  serializer: Serializer,
+  payload: unknown,
+  index: number,
+  type: string,
+  limits: StorableJson.Limits,
+  keep: Keep<A>
+): Result.Result<A, InvalidInput> => {
+  const refused = (refusal: StorableJson.Refusal) =>
+    Result.fail(
+      new InvalidInput({
+        subject: `payload of event ${index} (${type}) for the ${serializer.name} serializer`,
+        path: refusal.path,
+        issue: refusal.reason
+      })
+    )
+  // The default serializer's output is its input, once checked: `keep` checks it once.
+  let stored: unknown = payload
+  if (serializer !== json) {
+    const serialized = serializer.serialize(payload)
+    if (Result.isFailure(serialized)) return refused(serialized.failure)
+    stored = serialized.success
+  }
+  const kept = keep(stored, limits)
+  if (Result.isFailure(kept)) return refused(kept.failure)
+  // A serializer must read back what it wrote: found here, on every store alike, rather than
+  // by the first reader.
+  if (serializer !== json) {
+    const back = serializer.deserialize(
+      typeof kept.success === "string" ? StorableJson.asStored(kept.success) : kept.success as Schema.Json
+    )
+    if (Result.isFailure(back)) {
+      return refused({ path: back.failure.path, reason: `it does not read back: ${back.failure.reason}` })
+    }
+  }
+  return Result.succeed(kept.success)
+}
+
+/**
+ * What a store keeps for the payload of event `index` of an append, as JSON text (what
+ * PostgreSQL receives): `keepPayload` with `StorableJson.encode`.
  *
  * @example
  * ```ts
@@ -100,31 +161,4 @@ export const encodePayload = (
   index: number,
   type: string,
   limits: StorableJson.Limits = StorableJson.defaultLimits
-): Result.Result<string, InvalidInput> => {
-  const refused = (refusal: StorableJson.Refusal) =>
-    Result.fail(
-      new InvalidInput({
-        subject: `payload of event ${index} (${type}) for the ${serializer.name} serializer`,
-        path: refusal.path,
-        issue: refusal.reason
-      })
-    )
-  // The default serializer's output is its input, once checked: `encode` checks it once.
-  let stored: unknown = payload
-  if (serializer !== json) {
-    const serialized = serializer.serialize(payload)
-    if (Result.isFailure(serialized)) return refused(serialized.failure)
-    stored = serialized.success
-  }
-  const encoded = StorableJson.encode(stored, limits)
-  if (Result.isFailure(encoded)) return refused(encoded.failure)
-  // A serializer must read back what it wrote: found here, on every store alike, rather than
-  // by the first reader.
-  if (serializer !== json) {
-    const back = serializer.deserialize(StorableJson.asStored(encoded.success))
-    if (Result.isFailure(back)) {
-      return refused({ path: back.failure.path, reason: `it does not read back: ${back.failure.reason}` })
-    }
-  }
-  return Result.succeed(encoded.success)
-}
+): Result.Result<string, InvalidInput> => keepPayload(serializer, payload, index, type, limits, StorableJson.encode)

@@ -49,13 +49,23 @@ const codePointLength = (s: string): number => {
  */
 export const issue = (id: unknown): string | undefined => {
   if (typeof id !== "string") return `a stream id must be a string, got ${id === null ? "null" : typeof id}`
-  if (id.trim().length === 0) return "a stream id must not be empty"
-  if (id.trim() !== id) return "a stream id must not start or end with whitespace"
-  if (controlCharacter.test(id)) return "a stream id must not contain control characters"
-  if (loneSurrogate.test(id)) return "a stream id must be well-formed Unicode (it holds an unpaired surrogate)"
-  if (id.length > maxLength && codePointLength(id) > maxLength) {
-    return `a stream id must be at most ${maxLength} characters long`
+  // One pass over the code units: control characters, surrogates, and the code point count.
+  let codePoints = 0
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i)
+    codePoints++
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return "a stream id must not contain control characters"
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const next = id.charCodeAt(i + 1)
+      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) {
+        return "a stream id must be well-formed Unicode (it holds an unpaired surrogate)"
+      }
+      i++
+    }
   }
+  if (codePoints === 0 || id.trim().length === 0) return "a stream id must not be empty"
+  if (id.trim() !== id) return "a stream id must not start or end with whitespace"
+  if (codePoints > maxLength) return `a stream id must be at most ${maxLength} characters long`
   return undefined
 }
 

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, DateTime, Effect, Layer, Result } from "effect"
+import { Clock, DateTime, Effect, Layer, Result, type Schema } from "effect"
 import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
 import type * as Metadata from "../Metadata.ts"
@@ -104,31 +104,36 @@ export const makeWith = (
       return undefined
     }
 
-    // What a reader gets back is what PostgreSQL would give it: each payload's JSON text as
-    // `jsonb` returns it (`-0` is `0`, keys in `jsonb`'s order), through the serializer.
-    // `encodeAppend` has already checked that the serializer reads its own output back.
-    const storedPayloads = (texts: ReadonlyArray<string>): Array<unknown> => {
-      const payloads: Array<unknown> = []
-      for (const text of texts) {
-        const payload = serializer.deserialize(StorableJson.asStored(text))
-        payloads.push(Result.isSuccess(payload) ? payload.success : undefined)
+    // The last two objects checked and kept (a payload and a metadata, say), and what was kept
+    // for them: the store freezes both (as it always froze what it keeps), so neither can
+    // change, and the same object appended again is not checked again.
+    const given: [object | undefined, object | undefined] = [undefined, undefined]
+    const kept: [Schema.Json, Schema.Json] = [null, null]
+    const keep: Serializer.Keep<Schema.Json> = (value, limits) => {
+      if (value === given[0]) return Result.succeed(kept[0])
+      if (value === given[1]) return Result.succeed(kept[1])
+      const stored = StorableJson.toStored(value, limits)
+      if (Result.isFailure(stored)) return stored
+      if (typeof value === "object" && value !== null) {
+        given[1] = given[0]
+        kept[1] = kept[0]
+        given[0] = deepFreeze(value)
+        kept[0] = deepFreeze(stored.success)
       }
-      return payloads
+      return stored
     }
 
-    // Metadata the same way; the events of one append usually share one.
-    const storedMetadata = (texts: ReadonlyArray<string>): Array<Metadata.Metadata> => {
-      const metadata: Array<Metadata.Metadata> = []
-      let lastText: string | undefined
-      let last: Metadata.Metadata | undefined
-      for (const text of texts) {
-        if (text !== lastText || last === undefined) {
-          lastText = text
-          last = deepFreeze(StorableJson.asStored(text) as unknown as Metadata.Metadata)
-        }
-        metadata.push(last)
+    // What a reader gets back is what PostgreSQL would give it: each payload and metadata as
+    // a `jsonb` column returns it (`-0` is `0`, keys in `jsonb`'s order), the payload through
+    // the serializer (`encodeAppend` has checked that it reads its own output back).
+    const storedPayloads = (kept: ReadonlyArray<Schema.Json>): Array<unknown> => {
+      if (serializer === Serializer.json) return kept as Array<unknown>
+      const payloads: Array<unknown> = []
+      for (const stored of kept) {
+        const payload = serializer.deserialize(stored)
+        payloads.push(Result.isSuccess(payload) ? deepFreeze(payload.success) : undefined)
       }
-      return metadata
+      return payloads
     }
 
     /** What an earlier append recorded under the request's key, if that record still holds. */
@@ -151,7 +156,7 @@ export const makeWith = (
     const append = (request: EventStore.AppendRequest) =>
       Clock.clockWith((clock) =>
         Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
-          const encoded = EventStore.encodeAppend(request, serializer, limits)
+          const encoded = EventStore.keepAppend(request, serializer, limits, keep)
           if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
           const claim = request.idempotency
           const earlier = claim === undefined ? undefined : recorded(claim)
@@ -163,7 +168,8 @@ export const makeWith = (
           const conflict = versionConflict(request)
           if (conflict !== undefined) return Effect.fail(conflict)
           const payloads = storedPayloads(encoded.success.payloads)
-          const metadata = storedMetadata(encoded.success.metadata)
+          // `keepAppend` checked each metadata's shape.
+          const metadata = encoded.success.metadata as unknown as ReadonlyArray<Metadata.Metadata>
           const duplicate = claimEventIds(request)
           if (duplicate !== undefined) return Effect.fail(duplicate)
           const millis = clock.currentTimeMillisUnsafe()
@@ -188,7 +194,7 @@ export const makeWith = (
               position: Position.make(commit, log.length + 1),
               type: event.type,
               schemaVersion: event.schemaVersion,
-              payload: deepFreeze(payloads[i]),
+              payload: payloads[i],
               metadata: metadata[i] as Metadata.Metadata,
               recordedAt
             }))

@@ -27,6 +27,7 @@ import type * as Metadata from "../Metadata.ts"
 import * as Position from "../Position.ts"
 import * as StreamId from "../StreamId.ts"
 import * as Subscription from "../Subscription.ts"
+import * as BadInput from "./contract/BadInput.ts"
 import * as Idempotency from "./contract/Idempotency.ts"
 
 const Noted = Schema.TaggedStruct("Noted", { text: Schema.String, n: Schema.Number })
@@ -95,6 +96,7 @@ const texts = (read: EventStore.StreamRead) =>
 export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore, E>): void =>
   layer(store, { excludeTestServices: true, timeout: "60 seconds" })(`EventStore contract: ${name}`, (it) => {
     Idempotency.register(it)
+    BadInput.register(it)
 
     it.effect("appends to a new stream and reads it back with versions 1..n", () =>
       Effect.gen(function*() {
