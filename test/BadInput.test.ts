@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema, Stream } from "effect"
-import { CommandExecutor, EventStore, InvalidInput, Position, StreamId } from "eventcore"
+import { CommandExecutor, Event, EventStore, InvalidInput, Position, StreamId } from "eventcore"
 import { Arbitraries, TestLayers } from "eventcore/testing"
 import * as fc from "fast-check"
 import { Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
@@ -143,4 +143,26 @@ describe("command input", () => {
       { seed: 3, numRuns: 100 }
     )
   })
+})
+
+describe("event type names", () => {
+  it("a catalog refuses a tag no store can keep, saying which and why", () => {
+    for (
+      const [tag, issue] of [["Noted\ud800", "unpaired surrogates"], ["", "must not be empty"], [
+        " Noted",
+        "whitespace"
+      ]]
+    ) {
+      assert.throws(
+        () => Event.catalog(Schema.TaggedStruct(tag as string, { n: Schema.Number })),
+        new RegExp(issue as string)
+      )
+    }
+  })
+
+  it.effect("a stream id with an unpaired surrogate is InvalidInput, so two ids never alias one stream", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(StreamId.make("account-\ud800"))
+      assert.include(error.issue, "well-formed Unicode")
+    }))
 })
