@@ -1,5 +1,5 @@
 /**
- * `node --conditions=source bench/pg.ts`: the PostgreSQL scenarios of DESIGN §7, each beside its
+ * `node --import ./scripts/source.mjs bench/pg.ts`: the PostgreSQL scenarios of DESIGN §7, each beside its
  * raw-SQL baseline (pgbench running the same SQL against the same schema, in the same run).
  * Prints throughput and latency percentiles, writes JSON to bench/results/pg-<timestamp>.json
  * and the "PostgreSQL" section of docs/benchmarks.md. Nothing here is asserted.

@@ -6,7 +6,7 @@
  * - commit -> live subscriber latency: one event appended at a time while a live
  *   subscriber waits; time from the append's call to delivery, p50/p95/p99.
  *
- * Usage: node --conditions=source bench/projections.ts [events=200000] [samples=500]
+ * Usage: node --import ./scripts/source.mjs bench/projections.ts [events=200000] [samples=500]
  * (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test). Writes JSON to
  * bench/results/projections-<timestamp>.json. Runs in a throwaway schema.
  */

@@ -6,7 +6,7 @@
 import { DateTime, Effect, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { Position, ProjectionRunner } from "eventcore"
-import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
+import { PostgresProjection } from "eventcore/postgres"
 import { AccountEvents, balanceDelta } from "./Account.ts"
 import type { Balances } from "./Balances.ts"
 

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the banking demo. Runs on the in-memory store, or on PostgreSQL when
  * DATABASE_URL is set: the store migrates its schema at start, and the balance and history
- * read models live in PostgreSQL tables, written exactly once per event.
+ * read models live in PostgreSQL tables, written exactly once per event. Everything goes into the
+ * schema `eventcore`, or the one EVENTCORE_DEMO_SCHEMA names.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
@@ -41,12 +42,12 @@ const onPostgres = (url: string) =>
     Effect.provide(
       Layer.mergeAll(CommandExecutor.layer(), PostgresProjection.layer({ schema })).pipe(
         Layer.provideMerge(PostgresEventStore.layer({ schema })),
-        Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 32 }))
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 16 }))
       )
     )
   )
 
-const schema = "eventcore"
+const schema = process.env["EVENTCORE_DEMO_SCHEMA"] ?? "eventcore"
 const databaseUrl = process.env["DATABASE_URL"]
 
 const program: Effect.Effect<void, unknown> = databaseUrl === undefined ? inMemory : onPostgres(databaseUrl)

@@ -9,6 +9,15 @@ const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Int })
 const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Int })
 const AccountEvents = Event.catalog(Deposited, Withdrawn)
 
+const Deposit = Command.make("Deposit", {
+  input: Schema.Struct({ account: StreamId.StreamId, amount: Schema.Int }),
+  events: AccountEvents,
+  streams: ({ account }) => ({ account }),
+  initial: null,
+  apply: (state) => state, // a deposit needs no state to decide
+  handle: ({ input, streams }) => Effect.succeed([streams.account.append(Deposited.make({ amount: input.amount }))])
+})
+
 const Transfer = Command.make("Transfer", {
   input: Schema.Struct({ from: StreamId.StreamId, to: StreamId.StreamId, amount: Schema.Int }),
   events: AccountEvents,
@@ -29,7 +38,11 @@ const Transfer = Command.make("Transfer", {
 })
 
 const program = Effect.gen(function*() {
-  yield* CommandExecutor.execute(Transfer, { from: "alice", to: "bob", amount: 10 }).pipe(
+  yield* CommandExecutor.execute(Deposit, { account: "alice", amount: 100 })
+  const moved = yield* CommandExecutor.execute(Transfer, { from: "alice", to: "bob", amount: 30 })
+  const versions = moved.versions.map(({ streamId, version }) => `${streamId} at version ${version}`)
+  yield* Effect.log(`transferred 30: ${moved.events.length} events written, ${versions.join(", ")}`)
+  yield* CommandExecutor.execute(Transfer, { from: "alice", to: "bob", amount: 500 }).pipe(
     Effect.catchTag("BusinessRuleViolation", (e) => Effect.log(`refused: ${e.message}`))
   )
 })

@@ -1,5 +1,5 @@
 /**
- * The saga example: `node --conditions=source examples/saga/main.ts`. Stocks three products,
+ * The saga example: `node --import ./scripts/source.mjs examples/saga/main.ts`. Stocks three products,
  * places orders, and lets the fulfilment process manager reserve stock, confirm, or
  * compensate and reject.
  */

@@ -1,6 +1,6 @@
 /**
  * A projection process for the SIGKILL test: runs one read model against PostgreSQL until
- * killed. Usage: node --conditions=source test/postgres/projection-child.ts <tx|idem> <schema>
+ * killed. Usage: node --import ./scripts/source.mjs test/postgres/projection-child.ts <tx|idem> <schema>
  * with DATABASE_URL set.
  */
 import { PgClient } from "@effect/sql-pg"

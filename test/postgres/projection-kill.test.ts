@@ -18,7 +18,7 @@ const startChild = (mode: "tx" | "idem") =>
     const output: Array<string> = []
     const child = spawn(
       "node_modules/.bin/node",
-      ["--conditions=source", "test/postgres/projection-child.ts", mode, schema],
+      ["--import", "./scripts/source.mjs", "test/postgres/projection-child.ts", mode, schema],
       { env: { ...process.env, DATABASE_URL: url }, stdio: ["ignore", "pipe", "pipe"] }
     )
     child.stdout?.on("data", (chunk) => output.push(String(chunk)))

@@ -1,0 +1,95 @@
+/**
+ * Every program in examples/ run as a user runs it: its own process, importing the library by
+ * its package name (resolved to the sources by scripts/source.mjs, ADR 12), checked on what it
+ * prints and how it exits. A new example directory without an entry here fails the suite.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import { execFile } from "node:child_process"
+import { readdirSync } from "node:fs"
+import * as Harness from "./postgres/harness.ts"
+
+const root = new URL("..", import.meta.url)
+
+interface Outcome {
+  readonly code: number
+  readonly output: string
+}
+
+/** Runs an example to its end (waits on the process's exit, not on time). */
+const run = (example: string, env: Readonly<Record<string, string>> = {}) =>
+  Effect.callback<Outcome>((resume) => {
+    const { DATABASE_URL: _ignored, ...inherited } = process.env
+    const child = execFile(
+      process.execPath,
+      ["--import", "./scripts/source.mjs", `examples/${example}/main.ts`],
+      { cwd: root, env: { ...inherited, ...env, NO_COLOR: "1" }, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1
+        resume(Effect.succeed({ code, output: `${stdout}${stderr}` }))
+      }
+    )
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+
+const succeeded = (outcome: Outcome, ...expected: ReadonlyArray<string>) => {
+  assert.strictEqual(outcome.code, 0, outcome.output)
+  for (const line of expected) assert.include(outcome.output, line)
+}
+
+const covered = ["banking", "quickstart", "saga"]
+
+describe("examples", () => {
+  it("every example directory is run below", () => {
+    const directories = readdirSync(new URL("examples", root), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .toSorted()
+    assert.deepStrictEqual(directories, covered)
+  })
+
+  it.effect("quickstart (npm run quickstart): the README's example", () =>
+    Effect.map(run("quickstart"), (outcome) =>
+      succeeded(
+        outcome,
+        "transferred 30: 2 events written, alice at version 2, bob at version 1",
+        "refused: balance is 70"
+      )))
+
+  it.effect("banking (npm start) on the in-memory store conserves money", () =>
+    Effect.map(
+      run("banking"),
+      (outcome) => succeeded(outcome, "EventCore banking demo on the in-memory store", "money conserved: yes")
+    ))
+
+  it.effect("banking (DATABASE_URL=… npm start) on PostgreSQL conserves money, read models included", () =>
+    Effect.gen(function*() {
+      const url = yield* Harness.databaseUrl
+      const schema = Harness.freshSchemaName()
+      const dropSchema = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
+      const outcome = yield* run("banking", { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
+        Effect.ensuring(dropSchema)
+      )
+      succeeded(
+        outcome,
+        "EventCore banking demo on the PostgreSQL store",
+        "money conserved: yes",
+        `(table ${schema}.banking_history)`
+      )
+    }))
+
+  it.effect("saga: fulfilment confirms what stock allows and compensates the rest", () =>
+    Effect.map(run("saga"), (outcome) =>
+      succeeded(
+        outcome,
+        "order o-1: confirmed",
+        "order o-2: rejected (product plum has 1, order o-2 needs 2)",
+        "order o-3: confirmed",
+        "product plum: 0 available, 1 reserved"
+      )))
+})
