@@ -91,9 +91,11 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       assert.strictEqual(yield* CheckpointStore.use((c) => c.load("balances-tx")), yield* lastCommitted)
       // live
       yield* seed({ count: 10, accounts: 1, batch: 10, prefix: "live" })
-      yield* runner.awaitPosition(yield* lastCommitted)
+      const target = yield* lastCommitted
+      yield* runner.awaitPosition(target)
       const lag = yield* runner.lag
-      assert.strictEqual(lag.events, 0)
+      const seen = { lag, target, position: yield* SubscriptionRef.get(runner.position), status: yield* SubscriptionRef.get(runner.status), checkpoint: yield* CheckpointStore.use((c) => c.load("balances-tx")), now: yield* lastCommitted }
+      assert.strictEqual(lag.events, 0, JSON.stringify(seen, (_, v) => typeof v === "bigint" ? String(v) : v))
       const afterLive = yield* balancesTable
       assert.deepStrictEqual(afterLive, (yield* replay).balances)
       // rebuild: same read model
