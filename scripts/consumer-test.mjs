@@ -22,7 +22,9 @@ const work = mkdtempSync(join(tmpdir(), "eventcore-consumer-"))
 const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const version = (name) => JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")).version
 const quiet = { encoding: "utf8", stdio: "pipe" }
-const npm = (args, cwd) => spawnSync("npm", [...args, "--no-audit", "--no-fund"], { ...quiet, cwd })
+// `--loglevel=warn` explicitly: `npm run` passes this project's `loglevel=error` (.npmrc) on to
+// child processes as npm_config_loglevel, which would hide the warnings this test looks for.
+const npm = (args, cwd) => spawnSync("npm", [...args, "--no-audit", "--no-fund", "--loglevel=warn"], { ...quiet, cwd })
 const results = []
 
 const step = (name, run) => {

@@ -94,7 +94,14 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL projections", (it) =
       const target = yield* lastCommitted
       yield* runner.awaitPosition(target)
       const lag = yield* runner.lag
-      const seen = { lag, target, position: yield* SubscriptionRef.get(runner.position), status: yield* SubscriptionRef.get(runner.status), checkpoint: yield* CheckpointStore.use((c) => c.load("balances-tx")), now: yield* lastCommitted }
+      const seen = {
+        lag,
+        target,
+        position: yield* SubscriptionRef.get(runner.position),
+        status: yield* SubscriptionRef.get(runner.status),
+        checkpoint: yield* CheckpointStore.use((c) => c.load("balances-tx")),
+        now: yield* lastCommitted
+      }
       assert.strictEqual(lag.events, 0, JSON.stringify(seen, (_, v) => typeof v === "bigint" ? String(v) : v))
       const afterLive = yield* balancesTable
       assert.deepStrictEqual(afterLive, (yield* replay).balances)
