@@ -3,7 +3,7 @@
  * is configured and a test runs it small.
  */
 import { Clock, Console, Effect, Random, Result } from "effect"
-import { CommandExecutor, EventStore, type Position, StreamId } from "eventcore"
+import { CommandExecutor, EventStore, Position, StreamId } from "eventcore"
 import { AccountEvents, balanceDelta, Deposit, OpenAccount, Transfer } from "./Account.ts"
 import * as Balances from "./Balances.ts"
 
@@ -90,14 +90,19 @@ export const run = <E = never, R = never>(settings: Settings, startReadModel?: E
 
     const reads = yield* EventStore.EventStore.use((store) => store.readStreams(ids))
     let totalAfter = 0
+    let newest = Position.initial
     for (const read of reads) {
       for (const stored of read.events) {
         const decoded = AccountEvents.decode(stored)
         if (Result.isFailure(decoded)) return yield* decoded.failure
         totalAfter += balanceDelta(decoded.success)
+        if (Position.isAfter(stored.position, newest)) newest = stored.position
       }
     }
-    yield* readModel.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
+    // Wait for this run's newest event, not the store's head: on PostgreSQL the head is the
+    // last event global readers may see, which trails what has committed while any other
+    // transaction on the server is still open.
+    yield* readModel.awaitPosition(newest)
     const model = yield* readModel.current
     // A persistent read model holds earlier runs' accounts too: count this run's.
     const readModelTotal = ids.reduce((sum, id) => sum + (model.balances.get(id) ?? 0), 0)
