@@ -6,7 +6,7 @@
  * @internal
  */
 import { type Clock, Effect, type Random } from "effect"
-import type * as Command from "../Command.ts"
+import * as Command from "../Command.ts"
 import { DiscoveryLimitExceeded, EventDecodeError, type InvalidInput, UndeclaredStream } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as EventId from "../EventId.ts"
@@ -14,6 +14,9 @@ import type * as EventStore from "../EventStore.ts"
 import type * as Metadata from "../Metadata.ts"
 import type { StreamId } from "../StreamId.ts"
 import * as Unsettled from "./Unsettled.ts"
+
+/** The context's refusal helpers: the same functions for every execution. */
+const refusals = { refuse: Command.refuse, require: Command.require, refusal: Command.refusal }
 
 /** What an attempt can fail with, besides the command's own errors. */
 export type AttemptError =
@@ -196,7 +199,7 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       const streams = {} as { [K in Roles]: Command.Handle<E> }
       for (const role in declared) streams[role] = handleOf(declared[role])
       return Effect.flatMap(
-        command.handle({ input, state, streams, stream: handleOf }),
+        command.handle({ input, state, streams, stream: handleOf, ...refusals }),
         (writes): Effect.Effect<Outcome, AttemptError> => {
           if (writes.length === 0) {
             if (execution.idempotency === undefined) {
