@@ -7,15 +7,15 @@
  */
 import { Cause, Clock, Context, Duration, Effect, type Exit, Layer, Predicate, Random, Schedule, Schema } from "effect"
 import type * as Command from "./Command.ts"
-import type {
+import {
   ConcurrencyConflict,
-  DiscoveryLimitExceeded,
-  EventDecodeError,
-  EventStoreError,
-  TransactionAlreadyWritten,
-  UndeclaredStream
+  type DiscoveryLimitExceeded,
+  type EventDecodeError,
+  type EventStoreError,
+  InvalidInput,
+  type TransactionAlreadyWritten,
+  type UndeclaredStream
 } from "./Errors.ts"
-import { InvalidInput } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
@@ -283,9 +283,14 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           })
           if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-          const attempted = Effect.map(
-            retryAfterFirstFailure(once, schedule, isConflict),
-            (outcome) => toResult(command.name, outcome, attempts)
+          const attempted = retryAfterFirstFailure(once, schedule, isConflict).pipe(
+            // The conflict that ends the retries says which command gave up, after how many attempts.
+            Effect.mapError((error) =>
+              error instanceof ConcurrencyConflict
+                ? new ConcurrencyConflict({ conflicts: error.conflicts, command: command.name, attempts })
+                : error
+            ),
+            Effect.map((outcome) => toResult(command.name, outcome, attempts))
           )
           if (claim === undefined) return attempted
           // With a key: an earlier execution's result wins, checked before running (so a

@@ -115,17 +115,26 @@ export type VersionMismatch = typeof VersionMismatch.Type
  * @since 0.1.0
  */
 export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>()("ConcurrencyConflict", {
-  conflicts: Schema.Array(VersionMismatch)
+  conflicts: Schema.Array(VersionMismatch),
+  /** The command that gave up, when the executor surfaces the conflict after its retries. */
+  command: Schema.optionalKey(Schema.String),
+  /** How many attempts the executor made (each one re-read and re-decided). */
+  attempts: Schema.optionalKey(Schema.Number)
 }) {
   override get message(): string {
-    return `Concurrency conflict: ${
-      this.conflicts.map((c) =>
-        `stream ${JSON.stringify(c.streamId)} expected version ${c.expected}, ${
-          c.actual === null ? "contended" : `found ${c.actual}`
-        }`
-      )
-        .join("; ")
-    }`
+    const streams = this.conflicts.map((c) =>
+      `stream ${JSON.stringify(c.streamId)} expected version ${c.expected}, ${
+        c.actual === null ? "contended" : `found ${c.actual}`
+      }`
+    ).join("; ")
+    if (this.command === undefined) {
+      return `Concurrency conflict: ${streams}. Nothing was written; read the streams again and decide again.`
+    }
+    const attempts = this.attempts ?? 1
+    return `Command ${this.command} gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${streams}. ` +
+      "Each attempt re-read its streams and decided again, and another writer changed them first every time; " +
+      "nothing was written. Under expected contention allow more attempts or longer backoff: " +
+      "CommandExecutor.layer({ retry }) or execute(command, input, { retry }) with a Schedule."
   }
 }
 
@@ -148,7 +157,9 @@ export class UndeclaredStream extends Schema.TaggedError<UndeclaredStream>()("Un
   override get message(): string {
     return `Command ${this.command} tried to write to stream ${
       JSON.stringify(this.streamId)
-    }, which is outside its boundary [${this.boundary.map((s) => JSON.stringify(s)).join(", ")}]`
+    }, which is outside its boundary [${this.boundary.map((s) => JSON.stringify(s)).join(", ")}]. ` +
+      "A command may write only to streams it read: name the stream in `streams` (a role), or return it from " +
+      "`discover` so it is read before the decision. Nothing was written."
   }
 }
 
@@ -174,7 +185,8 @@ export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("Ev
   override get message(): string {
     return `Cannot decode event ${JSON.stringify(this.type)} v${this.schemaVersion} at ${
       JSON.stringify(this.streamId)
-    }@${this.streamVersion}: ${this.reason}`
+    }@${this.streamVersion}: ${this.reason}. Add the type to the reader's catalog, or an upcaster for this ` +
+      "schema version (Event.upcast); docs/operations.md shows how to inspect and get past an unreadable row."
   }
 }
 
@@ -196,7 +208,11 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
   cause: Schema.Defect()
 }) {
   override get message(): string {
-    return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${describe(this.cause)}`
+    return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${describe(this.cause)}${
+      this.transient
+        ? ". It may succeed if tried again: the executor retries such failures when given `transientRetry`"
+        : ""
+    }`
   }
 }
 
@@ -263,6 +279,8 @@ export class DiscoveryLimitExceeded extends Schema.TaggedError<DiscoveryLimitExc
   streams: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    return `Command ${this.command} was still discovering streams after ${this.limit} rounds (read ${this.streams.length} streams)`
+    return `Command ${this.command} was still discovering streams after ${this.limit} rounds (read ${this.streams.length} streams). ` +
+      "`discover` is called after every round of reads until it names no new stream: make it stop once it has what " +
+      "it needs, or raise the command's `discoveryLimit` if the chain is meant to be this long. Nothing was written."
   }
 }

@@ -63,6 +63,13 @@ describe("ChaosStore", () => {
       const error = yield* Effect.flip(CommandExecutor.execute(Deposit, { account: "acc-1", amount: 5 }))
       assert.strictEqual(error._tag, "ConcurrencyConflict")
       assert.strictEqual((yield* ChaosStore.stats).append.conflicts, 3)
+      if (error._tag !== "ConcurrencyConflict") return
+      // the error says who gave up, after how many attempts, and what to tune
+      assert.strictEqual(error.command, "Deposit")
+      assert.strictEqual(error.attempts, 3)
+      assert.match(error.message, /^Command Deposit gave up after 3 attempts: stream "acc-1" expected version 1/)
+      assert.include(error.message, "CommandExecutor.layer({ retry })")
+      assert.include(error.message, "execute(command, input, { retry })")
     }).pipe(Effect.provide(
       TestLayers.chaos({ retry: Schedule.recurs(2), chaos: { operations: { append: { conflict: 1 } } } })
     )))
@@ -75,6 +82,7 @@ describe("ChaosStore", () => {
       )
       assert.strictEqual(error._tag, "ConcurrencyConflict")
       assert.strictEqual((yield* ChaosStore.stats).append.calls, 2)
+      if (error._tag === "ConcurrencyConflict") assert.strictEqual(error.attempts, 2)
     }).pipe(Effect.provide(TestLayers.chaos({ chaos: { operations: { append: { conflict: 1 } } } }))))
 
   it.effect("transient failures are not retried by default", () =>

@@ -156,6 +156,7 @@ describe("dynamic discovery", () => {
       assert.include(error.streams, "link-0")
       assert.include(error.streams, "link-10")
       assert.include(error.message, "Follow")
+      assert.include(error.message, "`discoveryLimit`")
     })))
 
   it.effect("the discovery limit is the command's to set", () =>
@@ -207,6 +208,9 @@ describe("undeclared streams", () => {
       assert.strictEqual(error.command, "Sneaky")
       assert.strictEqual(error.streamId, "note-2")
       assert.deepStrictEqual(error.boundary, ["note-1"])
+      // the message says how to bring the stream into the boundary
+      assert.include(error.message, "name the stream in `streams`")
+      assert.include(error.message, "`discover`")
       assert.strictEqual(yield* Stream.runCount(EventStore.readAll()), 0)
     })))
 

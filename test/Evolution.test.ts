@@ -115,6 +115,7 @@ describe("schema evolution", () => {
       assert.include(error.reason, "unknown event type")
       assert.include(error.message, "account-1")
       assert.include(error.message, "Renamed")
+      assert.include(error.message, "Add the type to the reader's catalog, or an upcaster")
       // a write command over that stream fails the same way and writes nothing
       const failed = yield* Effect.flip(CommandExecutor.execute(Deposit, { account, amount: 1 }))
       assert.strictEqual(failed._tag, "EventDecodeError")
