@@ -21,6 +21,7 @@ import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
 import * as Attempt from "./internal/Attempt.ts"
 import * as Fingerprint from "./internal/Fingerprint.ts"
+import * as TestClockGuard from "./internal/TestClockGuard.ts"
 import * as Metadata from "./Metadata.ts"
 import type { Position } from "./Position.ts"
 import type { StreamId } from "./StreamId.ts"
@@ -197,7 +198,8 @@ const inputDecoder = <I, IE>(
 const retryAfterFirstFailure = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<unknown, unknown>,
-  retryable: (error: unknown) => boolean
+  retryable: (error: unknown) => boolean,
+  what: string
 ): Effect.Effect<A, E, R> =>
   Effect.catchIf(self, retryable, (first) => {
     let replayed = false
@@ -206,7 +208,8 @@ const retryAfterFirstFailure = <A, E, R>(
       replayed = true
       return Effect.fail(first)
     })
-    return Effect.retry(again, { schedule, while: retryable })
+    // A schedule that sleeps on a TestClock nobody advances fails the test saying so.
+    return Effect.retry(again, { schedule: TestClockGuard.guard(schedule, what), while: retryable })
   })
 
 /**
@@ -281,9 +284,21 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             attempts++
             return Attempt.run(anyInput, input, metadata, env, state)
           })
-          if (transientRetry !== undefined) once = retryAfterFirstFailure(once, transientRetry, isTransient)
+          if (transientRetry !== undefined) {
+            once = retryAfterFirstFailure(
+              once,
+              transientRetry,
+              isTransient,
+              `the transient-failure retry of command ${command.name}`
+            )
+          }
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-          const attempted = retryAfterFirstFailure(once, schedule, isConflict).pipe(
+          const attempted = retryAfterFirstFailure(
+            once,
+            schedule,
+            isConflict,
+            `the conflict retry of command ${command.name}`
+          ).pipe(
             // The conflict that ends the retries says which command gave up, after how many attempts.
             Effect.mapError((error) =>
               error instanceof ConcurrencyConflict
