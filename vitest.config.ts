@@ -11,7 +11,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^eventcore$/, replacement: source("index.ts") },
-      { find: /^eventcore\/(memory|postgres|testing)$/, replacement: source("$1/index.ts") }
+      { find: /^eventcore\/(memory|postgres|testing|testing\/postgres)$/, replacement: source("$1/index.ts") }
     ]
   },
   test: {

@@ -58,6 +58,7 @@ import { SqlClient } from "effect/sql"
 import { Command, CommandExecutor, Event, EventStore, StreamId } from "eventcore"
 import { MemoryEventStore } from "eventcore/memory"
 import { PostgresEventStore } from "eventcore/postgres"
+import { PostgresTesting } from "eventcore/testing/postgres"
 
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Int })
 const Deposit = Command.make("Deposit", {
@@ -100,6 +101,7 @@ import { Effect, Layer, Schema } from "effect"
 import { BusinessRuleViolation, Command, CommandExecutor, Event, StreamId } from "eventcore"
 import { MemoryEventStore } from "eventcore/memory"
 import { PostgresEventStore } from "eventcore/postgres"
+import { PostgresTesting } from "eventcore/testing/postgres"
 
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Int })
 const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Int })
@@ -122,6 +124,7 @@ export const program: Effect.Effect<number | undefined, never> = CommandExecutor
   Effect.provide(CommandExecutor.layer().pipe(Layer.provide(MemoryEventStore.layer)))
 )
 export const pg = PostgresEventStore.layerFromUrl("postgres://localhost/app")
+export const pgTests = PostgresTesting.layer({ maxConnections: 2 })
 `
 
 const tsconfig = (resolution) =>

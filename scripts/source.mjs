@@ -6,7 +6,7 @@
 import { registerHooks } from "node:module"
 
 const src = new URL("../src/", import.meta.url)
-const subpaths = new Set(["memory", "postgres", "testing"])
+const subpaths = new Set(["memory", "postgres", "testing", "testing/postgres"])
 
 registerHooks({
   resolve(specifier, context, nextResolve) {
