@@ -86,7 +86,10 @@ export const defaultIdempotencyRetention: Duration.Duration = Duration.hours(24)
  * @since 0.1.0
  */
 export interface ExecuteOptions {
-  /** Carried into every event this execution writes. */
+  /**
+   * Carried into every event this execution writes, merged over the ambient metadata
+   * (`Metadata.withAmbient`, or the event a projection is processing): these fields win.
+   */
   readonly metadata?: Metadata.Input | undefined
   /** Overrides the executor's conflict retry policy for this execution. */
   readonly retry?: Schedule.Schedule<unknown, ConcurrencyConflict> | undefined
@@ -233,8 +236,17 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
     const retention = Duration.toMillis(
       Duration.fromInputUnsafe(config?.idempotencyRetention ?? defaultIdempotencyRetention)
     )
-    const environment = Clock.clockWith((clock) =>
-      Random.Random.useSync((random): Attempt.Environment => ({ store, clock, random }))
+    // What an execution takes from its fiber: the clock and random (event ids, timestamps) and
+    // the ambient metadata, in one step.
+    const environment = Effect.withFiber((fiber) =>
+      Effect.succeed({
+        env: {
+          store,
+          clock: fiber.getRef(Clock.Clock),
+          random: fiber.getRef(Random.Random)
+        } satisfies Attempt.Environment,
+        ambient: fiber.getRef(Metadata.Ambient)
+      })
     )
 
     const toResult = (command: string, outcome: Attempt.Outcome, attempts: number): ExecutionResult => ({
@@ -267,10 +279,10 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
         const parsed = inputDecoder(command)(rawInput)
         if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
         const input = parsed.value
-        return Effect.flatMap(environment, (env) => {
+        return Effect.flatMap(environment, ({ ambient, env }) => {
           const now = env.clock.currentTimeMillisUnsafe()
           const executionId = EventId.generate(now, env.random)
-          const metadata = Metadata.fromInput(options?.metadata, executionId)
+          const metadata = Metadata.fromInput(Metadata.merge(ambient, options?.metadata), executionId)
           const anyInput = command as unknown as Command.Command<I, unknown, E, S, Roles, Err, R>
           const key = options?.idempotencyKey
           const claim: EventStore.IdempotencyClaim | undefined = key === undefined ? undefined : {

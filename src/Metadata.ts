@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Result, Schema } from "effect"
+import { Context, Effect, Result, Schema } from "effect"
+import { dual } from "effect/Function"
 import { InvalidInput } from "./Errors.ts"
 import * as StorableJson from "./StorableJson.ts"
 
@@ -79,6 +80,105 @@ export const fromInput = (input: Input | undefined, executionId: string): Metada
     ? { custom, causationId, correlationId }
     : { custom, userId: input.userId, causationId, correlationId }
 }
+
+/**
+ * Metadata for everything executed within an effect: HTTP middleware sets the request's
+ * correlation id and user once (`Metadata.withAmbient`), and every command executed while
+ * handling the request carries them, merged with what each call passes (`execute(..., {
+ * metadata })` wins field by field; `custom` is merged key by key). A projection runner sets it
+ * around each event it processes (`causedBy`), so a command a handler executes in reaction is
+ * caused by that event and keeps its correlation, with nothing to pass by hand.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metadata } from "eventcore"
+ *
+ * const current = Effect.gen(function*() {
+ *   return yield* Metadata.Ambient // {} unless someone set it
+ * })
+ * ```
+ * @since 0.3.0
+ */
+export const Ambient: Context.Reference<Input> = Context.Reference<Input>("eventcore/Metadata/Ambient", {
+  defaultValue: () => ({})
+})
+
+/**
+ * `inner` over `outer`, field by field; `custom` merged key by key (`inner`'s keys win).
+ *
+ * @example
+ * ```ts
+ * import { Metadata } from "eventcore"
+ *
+ * Metadata.merge({ correlationId: "req-1", custom: { tenant: "a" } }, { userId: "ann", custom: { ip: "10.0.0.1" } })
+ * // { correlationId: "req-1", userId: "ann", custom: { tenant: "a", ip: "10.0.0.1" } }
+ * ```
+ * @since 0.3.0
+ */
+export const merge = (outer: Input, inner: Input | undefined): Input => {
+  if (inner === undefined) return outer
+  const correlationId = inner.correlationId ?? outer.correlationId
+  const causationId = inner.causationId ?? outer.causationId
+  const userId = inner.userId ?? outer.userId
+  const custom = outer.custom === undefined
+    ? inner.custom
+    : inner.custom === undefined
+    ? outer.custom
+    : { ...outer.custom, ...inner.custom }
+  return {
+    ...(correlationId === undefined ? {} : { correlationId }),
+    ...(causationId === undefined ? {} : { causationId }),
+    ...(userId === undefined ? {} : { userId }),
+    ...(custom === undefined ? {} : { custom })
+  }
+}
+
+/**
+ * Runs `self` with `metadata` merged over the ambient metadata already set.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Command, CommandExecutor, Metadata } from "eventcore"
+ *
+ * declare const PlaceOrder: Command.Any
+ *
+ * // e.g. in HTTP middleware: every command of the request carries these
+ * const handleRequest = (requestId: string, userId: string) =>
+ *   CommandExecutor.execute(PlaceOrder, { cart: "c-1" }).pipe(
+ *     Metadata.withAmbient({ correlationId: requestId, causationId: requestId, userId })
+ *   )
+ * ```
+ * @since 0.3.0
+ */
+export const withAmbient: {
+  (metadata: Input): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, metadata: Input): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, metadata: Input): Effect.Effect<A, E, R> =>
+    Effect.withFiber((fiber) => Effect.provideService(self, Ambient, merge(fiber.getRef(Ambient), metadata)))
+)
+
+/**
+ * The metadata of a command executed in reaction to `event`: caused by the event, in its
+ * correlation, on behalf of its user. Projection runners set it as the ambient metadata around
+ * every event they process.
+ *
+ * @example
+ * ```ts
+ * import { Metadata } from "eventcore"
+ *
+ * Metadata.causedBy({ eventId: "e-1", metadata: { correlationId: "req-1", causationId: "req-1", custom: {} } })
+ * // { correlationId: "req-1", causationId: "e-1" }
+ * ```
+ * @since 0.3.0
+ */
+export const causedBy = (event: { readonly eventId: string; readonly metadata: Metadata }): Input =>
+  event.metadata.userId === undefined
+    ? { correlationId: event.metadata.correlationId, causationId: event.eventId }
+    : { correlationId: event.metadata.correlationId, causationId: event.eventId, userId: event.metadata.userId }
 
 const fields = new Set(["correlationId", "causationId", "userId", "custom"])
 

@@ -28,9 +28,9 @@ export const Fulfilment = Projection.make({
     if (event._tag !== "OrderPlaced") return Effect.void
     const order = orderOf(stored.streamId)
     // Every event the saga causes names the OrderPlaced event as its cause and carries the
-    // order's correlation id on, so an order's whole story can be followed through the log.
-    const metadata = { correlationId: stored.metadata.correlationId, causationId: stored.eventId }
-    const step = (name: string) => ({ metadata, idempotencyKey: `order-fulfilment/${stored.eventId}/${name}` })
+    // order's correlation id on, so an order's whole story can be followed through the log:
+    // the runner sets that metadata around this handler, for every command it executes.
+    const step = (name: string) => ({ idempotencyKey: `order-fulfilment/${stored.eventId}/${name}` })
     return Effect.gen(function*() {
       // Redelivered after the order was decided: nothing to do. (Without this check a replay
       // would re-reserve and re-release stock: the same end state, but extra events.)

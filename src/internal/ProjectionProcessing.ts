@@ -12,6 +12,7 @@ import type { DeadLetterStore } from "../DeadLetterStore.ts"
 import { EventStoreError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as EventStore from "../EventStore.ts"
+import * as Metadata from "../Metadata.ts"
 import * as Position from "../Position.ts"
 import type { Projection } from "../Projection.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
@@ -146,7 +147,11 @@ export const run = <E extends Event.Tagged, S, Err, R>(
         if (decoded._tag === "Failure") {
           failure = Cause.fail(decoded.failure)
         } else {
-          const step = projection.step(current, decoded.success, stored)
+          // A command the handler executes is caused by this event, in its correlation.
+          const step = Metadata.withAmbient(
+            projection.step(current, decoded.success, stored),
+            Metadata.causedBy(stored)
+          )
           const once = Effect.sandbox(
             Effect.suspend(() => {
               attempts++
