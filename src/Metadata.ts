@@ -146,9 +146,9 @@ export const merge = (outer: Input, inner: Input | undefined): Input => {
  *
  * // e.g. in HTTP middleware: every command of the request carries these
  * const handleRequest = (requestId: string, userId: string) =>
- *   CommandExecutor.execute(PlaceOrder, { cart: "c-1" }).pipe(
- *     Metadata.withAmbient({ correlationId: requestId, causationId: requestId, userId })
- *   )
+ *   Effect.gen(function*() {
+ *     yield* CommandExecutor.execute(PlaceOrder, { cart: "c-1" })
+ *   }).pipe(Metadata.withAmbient({ correlationId: requestId, causationId: requestId, userId }))
  * ```
  * @since 0.3.0
  */

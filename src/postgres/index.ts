@@ -34,6 +34,7 @@ export * as PostgresProjection from "./PostgresProjection.ts"
  * @since 0.1.0
  */
 export * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
+export * as PostgresReadModel from "./PostgresReadModel.ts"
 
 /**
  * @since 0.2.0
