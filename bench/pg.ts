@@ -12,8 +12,8 @@ import { Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { CommandExecutor, EventId, EventStore, Position, StreamId, Subscription } from "eventcore"
 import { performance } from "node:perf_hooks"
-import { Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
-import { PostgresEventStore } from "../src/postgres/index.ts"
+import { AccountEvents, balanceDelta, Deposit, OpenAccount, Transfer } from "../examples/banking/Account.ts"
+import { PostgresEventStore, PostgresReadModel } from "../src/postgres/index.ts"
 import * as Measure from "./Measure.ts"
 import * as Pgbench from "./pg/pgbench.ts"
 import * as Scripts from "./pg/scripts.ts"
@@ -160,7 +160,68 @@ const transfers = Effect.gen(function*() {
   const raw = yield* Effect.promise(() =>
     baseline("PostgreSQL: 2-stream transfers", "commands", 1, Scripts.transfer(schema, accountsPerFiber), fibers)
   )
+  plainTransfers = result
   return [share(result, raw), raw]
+})
+
+/** What the plain transfers reached in this run, for the inline scenario's ratio. */
+let plainTransfers: Measure.Result | undefined
+
+/**
+ * The same transfers with an inline read model (a balance row per account, upserted in the
+ * append's transaction): what consistency at commit costs against the plain transfers.
+ */
+const inlineTransfers = Effect.gen(function*() {
+  const Balances = PostgresReadModel.inline({
+    name: "bench_balances",
+    events: AccountEvents,
+    migrationsTable: `${schema}.bench_balances_migrations`,
+    migrations: {
+      "1_create": Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql.unsafe(`create table ${schema}.bench_balances (account text primary key, balance bigint not null)`)
+      )
+    },
+    handle: (event, stored) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.unsafe(
+          `insert into ${schema}.bench_balances values ($1, $2)
+           on conflict (account) do update set balance = bench_balances.balance + excluded.balance`,
+          [stored.streamId, balanceDelta(event)]
+        )),
+    queries: {}
+  })
+  const prefix = "ec-inline-"
+  const inlineExecutor = CommandExecutor.layer().pipe(
+    Layer.provideMerge(Balances.layer),
+    Layer.provideMerge(PostgresEventStore.layer({ schema }))
+  )
+  const ours = yield* Effect.gen(function*() {
+    yield* openAccounts(prefix)
+    return yield* runFor(fibers, (w, i) => {
+      const from = i % accountsPerFiber
+      const to = (from + 1 + ((i * 7) % (accountsPerFiber - 1))) % accountsPerFiber
+      return CommandExecutor.execute(Transfer, {
+        from: account(prefix, w, from),
+        to: account(prefix, w, to),
+        amount: 1
+      })
+    })
+  }).pipe(Effect.provide(inlineExecutor))
+  const result: Measure.Result = {
+    scenario: `PostgreSQL: 2-stream transfers with an inline read model (${fibers} fibers)`,
+    unit: "commands",
+    operations: ours.operations,
+    seconds: ours.seconds,
+    perSecond: ours.operations / ours.seconds,
+    latencyMs: ours.latencyMs
+  }
+  return [
+    plainTransfers === undefined ? result : {
+      ...result,
+      note: `${Math.round((100 * result.perSecond) / plainTransfers.perSecond)}% of the plain transfers`
+    }
+  ]
 })
 
 const singleStream = Effect.gen(function*() {
@@ -246,6 +307,7 @@ const main = Effect.gen(function*() {
   // behind them, which would otherwise be flushed during (and charged to) the next scenario.
   const scenarios = {
     transfer: transfers,
+    inline: inlineTransfers,
     single: singleStream,
     live: liveLatency,
     batch: batchAppends,

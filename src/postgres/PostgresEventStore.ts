@@ -38,6 +38,7 @@ import type { StreamId } from "../StreamId.ts"
 import { type Context as ErrorContext, fromAppendError, fromSqlError } from "./errors.ts"
 import * as Horizon from "./horizon.ts"
 import * as Migrations from "./Migrations.ts"
+import { OwnTransaction } from "./ownTransaction.ts"
 import * as Restore from "./Restore.ts"
 import { type EventRow, toStoredEvent } from "./rows.ts"
 import * as Statements from "./statements.ts"
@@ -280,7 +281,9 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     const where = yield* context
     // Inside a caller's transaction the append gets a savepoint of its own: a conflict then
     // rolls back only the append, and the executor can retry it in the same transaction.
-    const rows = yield* (where.inTransaction ? sql.withTransaction(call) : call).pipe(
+    // Not in a transaction opened for this append (see ownTransaction.ts).
+    const savepoint = where.inTransaction && !(yield* OwnTransaction)
+    const rows = yield* (savepoint ? sql.withTransaction(call) : call).pipe(
       Effect.mapError((error) => fromAppendError(error, request.streams, where))
     )
     const row = rows[0]

@@ -29,6 +29,7 @@ import * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import { fromAppendError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
+import { OwnTransaction } from "./ownTransaction.ts"
 import * as PostgresProjection from "./PostgresProjection.ts"
 import { eventColumns, type EventRow, toStoredEvent } from "./rows.ts"
 
@@ -283,7 +284,8 @@ export const inline = <E extends Event.Tagged, Err, R, D extends SqlQueries>(
         request: EventStore.AppendRequest
       ): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> =>
         sql.withTransaction(Effect.gen(function*() {
-          const result = yield* store.append(request)
+          // First in a transaction of its own: no savepoint needed (ownTransaction.ts).
+          const result = yield* Effect.provideService(store.append(request), OwnTransaction, true)
           if (result.replayed || result.events.length === 0) return result
           const recordedAt = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
           for (let i = 0; i < result.events.length; i++) {
