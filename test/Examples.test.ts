@@ -39,7 +39,7 @@ const succeeded = (outcome: Outcome, ...expected: ReadonlyArray<string>) => {
   for (const line of expected) assert.include(outcome.output, line)
 }
 
-const covered = ["banking", "quickstart", "saga"]
+const covered = ["banking", "ecommerce", "quickstart", "saga"]
 
 describe("examples", () => {
   it("every example directory is run below", () => {
@@ -81,6 +81,34 @@ describe("examples", () => {
         "money conserved: yes",
         `(table ${schema}.banking_history)`
       )
+    }))
+
+  const shopHolds = [
+    "orders placed:        10",
+    "orders refused:       cart-too-large 1, credit-limit 1, out-of-stock 30",
+    "truffles sold / left: 10 / 0",
+    "revenue (read model): 52400",
+    "invariants: hold"
+  ]
+
+  it.effect("ecommerce (npm run ecommerce) on the in-memory store: nothing oversold, the read model agrees", () =>
+    Effect.map(
+      run("ecommerce"),
+      (outcome) => succeeded(outcome, "EventCore shop on the in-memory store", ...shopHolds)
+    ))
+
+  it.effect("ecommerce (DATABASE_URL=… npm run ecommerce) on PostgreSQL: the same under real contention", () =>
+    Effect.gen(function*() {
+      const url = yield* Harness.databaseUrl
+      const schema = Harness.freshSchemaName()
+      const dropSchema = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
+      const outcome = yield* run("ecommerce", { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
+        Effect.ensuring(dropSchema)
+      )
+      succeeded(outcome, "EventCore shop on the PostgreSQL store", ...shopHolds)
     }))
 
   it.effect("saga: fulfilment confirms what stock allows and compensates the rest", () =>
