@@ -1,7 +1,7 @@
 // The README's example, kept here so the type check and a test keep it true.
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Schema } from "effect"
-import { BusinessRuleViolation, Command, CommandExecutor, Event, StreamId } from "eventcore"
+import { Command, CommandExecutor, Event, StreamId } from "eventcore"
 import { MemoryEventStore } from "eventcore/memory"
 
 // Events are tagged Schemas; a catalog is the set a command reads and writes.
@@ -15,7 +15,7 @@ const Deposit = Command.make("Deposit", {
   streams: ({ account }) => ({ account }),
   initial: null,
   apply: (state) => state, // a deposit needs no state to decide
-  handle: ({ input, streams }) => Effect.succeed([streams.account.append(Deposited.make({ amount: input.amount }))])
+  decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))] // pure
 })
 
 const Transfer = Command.make("Transfer", {
@@ -29,12 +29,14 @@ const Transfer = Command.make("Transfer", {
       state
       : { ...state, [role]: state[role] + (event._tag === "Deposited" ? event.amount : -event.amount) },
   handle: ({ state, input, streams }) =>
-    state.from < input.amount
-      ? Effect.fail(new BusinessRuleViolation({ rule: "insufficient-funds", message: `balance is ${state.from}` }))
-      : Effect.succeed([
+    Effect.gen(function*() {
+      // a refusal under a named rule: callers can switch over error.rule
+      yield* Command.require(state.from >= input.amount, "insufficient-funds", `balance is ${state.from}`)
+      return [
         streams.from.append(Withdrawn.make({ amount: input.amount })), // only declared streams have handles
         streams.to.append(Deposited.make({ amount: input.amount }))
-      ])
+      ]
+    })
 })
 
 const program = Effect.gen(function*() {
