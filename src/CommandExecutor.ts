@@ -202,7 +202,7 @@ const retryAfterFirstFailure = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<unknown, unknown>,
   retryable: (error: unknown) => boolean,
-  what: string
+  what: () => string
 ): Effect.Effect<A, E, R> =>
   Effect.catchIf(self, retryable, (first) => {
     let replayed = false
@@ -301,7 +301,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
               once,
               transientRetry,
               isTransient,
-              `the transient-failure retry of command ${command.name}`
+              () => `the transient-failure retry of command ${command.name}`
             )
           }
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
@@ -309,7 +309,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             once,
             schedule,
             isConflict,
-            `the conflict retry of command ${command.name}`
+            () => `the conflict retry of command ${command.name}`
           ).pipe(
             // The conflict that ends the retries says which command gave up, after how many attempts.
             Effect.mapError((error) =>

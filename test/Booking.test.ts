@@ -5,7 +5,7 @@
  * PostgreSQL. No casts and no helpers of its own: if this needs one, the API does.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Schedule, Schema } from "effect"
 import { Command, CommandExecutor, Event, StreamCategory } from "eventcore"
 import { Scenario, TestLayers } from "eventcore/testing"
 import { PostgresTesting } from "eventcore/testing/postgres"
@@ -88,7 +88,8 @@ const race = Effect.gen(function*() {
   const outcomes = yield* Effect.forEach(
     Array.from({ length: 20 }, (_, n) => n),
     (n) =>
-      CommandExecutor.execute(BookSeat, { session, attendee: `a${n}` }).pipe(
+      // Each conflict means another seat was booked, and only five can be: seven attempts suffice.
+      CommandExecutor.execute(BookSeat, { session, attendee: `a${n}` }, { retry: Schedule.recurs(10) }).pipe(
         Effect.map(() => 200),
         Effect.catchTag("BusinessRuleViolation", (error) => Effect.succeed(explain(error.rule)))
       ),

@@ -32,13 +32,13 @@ export const stuckMessage = (what: string, delay: Duration.Duration): string =>
  */
 export const guard = <O, I, E, R>(
   schedule: Schedule.Schedule<O, I, E, R>,
-  what: string
+  what: () => string
 ): Schedule.Schedule<O, I, E, R> =>
   Schedule.modifyDelay(schedule, ({ duration }) =>
     Clock.clockWith((clock) => {
       if (!isTestClock(clock) || Duration.isZero(duration)) return Effect.succeed(duration)
       const stuck = clock.withLive(Effect.sleep(grace)).pipe(
-        Effect.andThen(Effect.die(new Error(stuckMessage(what, duration))))
+        Effect.andThen(Effect.suspend(() => Effect.die(new Error(stuckMessage(what(), duration)))))
       )
       // Waited here, on the test clock; the schedule itself then goes on at once.
       return Effect.raceFirst(Effect.as(Effect.sleep(duration), Duration.zero), stuck)

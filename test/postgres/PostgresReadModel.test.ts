@@ -4,7 +4,7 @@
  * commit; a failing update fails the append and writes nothing; rebuilt from history).
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schema, Stream } from "effect"
+import { Effect, Layer, Schedule, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Command, CommandExecutor, Event, EventStore, StreamCategory } from "eventcore"
 import { PostgresProjection, PostgresReadModel } from "eventcore/postgres"
@@ -119,7 +119,8 @@ layer(inlineLayer, { excludeTestServices: true })("PostgresReadModel.inline", (i
       // concurrent commands on one stream: conflicts retried, each event applied once
       yield* Effect.forEach(
         Array.from({ length: 12 }, (_, i) => i + 1),
-        (amount) => CommandExecutor.execute(Deposit, { account: "b", amount }),
+        // Each conflict means another deposit committed: 12 deposits need at most 12 attempts.
+        (amount) => CommandExecutor.execute(Deposit, { account: "b", amount }, { retry: Schedule.recurs(12) }),
         { concurrency: 8, discard: true }
       )
       assert.strictEqual(yield* balances.query.balance("b"), (12 * 13) / 2)
