@@ -202,7 +202,9 @@ const retryAfterFirstFailure = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   schedule: Schedule.Schedule<unknown, unknown>,
   retryable: (error: unknown) => boolean,
-  what: () => string
+  kind: string,
+  command: string,
+  attempts?: () => number
 ): Effect.Effect<A, E, R> =>
   Effect.catchIf(self, retryable, (first) => {
     let replayed = false
@@ -212,7 +214,14 @@ const retryAfterFirstFailure = <A, E, R>(
       return Effect.fail(first)
     })
     // A schedule that sleeps on a TestClock nobody advances fails the test saying so.
-    return Effect.retry(again, { schedule: TestClockGuard.guard(schedule, what), while: retryable })
+    const what = () => `the ${kind} retry of command ${command}`
+    const retried = Effect.retry(again, { schedule: TestClockGuard.guard(schedule, what), while: retryable })
+    // The conflict that ends the retries says which command gave up, after how many attempts
+    // (mapped here, on the failure path only: a command that succeeds at once pays nothing).
+    return attempts === undefined ? retried : Effect.mapError(retried, (error) =>
+      error instanceof ConcurrencyConflict
+        ? new ConcurrencyConflict({ conflicts: error.conflicts, command, attempts: attempts() }) as E
+        : error)
   })
 
 /**
@@ -297,27 +306,12 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             return Attempt.run(anyInput, input, metadata, env, state)
           })
           if (transientRetry !== undefined) {
-            once = retryAfterFirstFailure(
-              once,
-              transientRetry,
-              isTransient,
-              () => `the transient-failure retry of command ${command.name}`
-            )
+            once = retryAfterFirstFailure(once, transientRetry, isTransient, "transient-failure", command.name)
           }
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
-          const attempted = retryAfterFirstFailure(
-            once,
-            schedule,
-            isConflict,
-            () => `the conflict retry of command ${command.name}`
-          ).pipe(
-            // The conflict that ends the retries says which command gave up, after how many attempts.
-            Effect.mapError((error) =>
-              error instanceof ConcurrencyConflict
-                ? new ConcurrencyConflict({ conflicts: error.conflicts, command: command.name, attempts })
-                : error
-            ),
-            Effect.map((outcome) => toResult(command.name, outcome, attempts))
+          const attempted = Effect.map(
+            retryAfterFirstFailure(once, schedule, isConflict, "conflict", command.name, () => attempts),
+            (outcome) => toResult(command.name, outcome, attempts)
           )
           if (claim === undefined) return attempted
           // With a key: an earlier execution's result wins, checked before running (so a

@@ -15,9 +15,6 @@ import type * as Metadata from "../Metadata.ts"
 import type { StreamId } from "../StreamId.ts"
 import * as Unsettled from "./Unsettled.ts"
 
-/** The context's refusal helpers: the same functions for every execution. */
-const refusals = { refuse: Command.refuse, require: Command.require, refusal: Command.refusal }
-
 /** What an attempt can fail with, besides the command's own errors. */
 export type AttemptError =
   | EventStore.AppendError
@@ -199,7 +196,15 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
       const streams = {} as { [K in Roles]: Command.Handle<E> }
       for (const role in declared) streams[role] = handleOf(declared[role])
       return Effect.flatMap(
-        command.handle({ input, state, streams, stream: handleOf, ...refusals }),
+        command.handle({
+          input,
+          state,
+          streams,
+          stream: handleOf,
+          refuse: Command.refuse,
+          require: Command.require,
+          refusal: Command.refusal
+        }),
         (writes): Effect.Effect<Outcome, AttemptError> => {
           if (writes.length === 0) {
             if (execution.idempotency === undefined) {
