@@ -209,12 +209,17 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
 }) {
   override get message(): string {
     return `Event store ${this.operation} failed${this.transient ? " (transient)" : ""}: ${describe(this.cause)}${
-      this.transient
-        ? ". It may succeed if tried again: the executor retries such failures when given `transientRetry`"
-        : ""
+      !this.transient
+        ? ""
+        : executorOperations.has(this.operation)
+        ? ". It may succeed if tried again: a command's executor retries such failures when given `transientRetry`"
+        : ". It may succeed if tried again"
     }`
   }
 }
+
+// The store operations a command execution performs (and its `transientRetry` retries).
+const executorOperations = new Set(["append", "readStreams", "readIdempotencyKey"])
 
 // A cause can be anything a driver throws, including objects without a usable toString.
 const describe = (cause: unknown): string => {

@@ -135,6 +135,6 @@ describe("a booking app on memory", () => {
 
 const url = await Effect.runPromise(Harness.databaseUrl)
 
-layer(PostgresTesting.layer({ url }), { excludeTestServices: true })("the same booking app on PostgreSQL", (it) => {
-  it.effect("twenty attendees, five seats: five bookings", () => race)
+layer(PostgresTesting.layer({ url }), { excludeTestServices: true })("the same booking app on PostgreSQL", (pg) => {
+  pg.effect("twenty attendees, five seats: five bookings", () => race)
 })

@@ -32,7 +32,7 @@ const balances = ReadModel.memory({
   queries: {
     balance: (state, account: string) => state.get(account) ?? 0,
     richest: (state, limit: number) =>
-      [...state.entries()].sort(([, a], [, b]) => b - a).slice(0, limit).map(([account]) => account)
+      [...state.entries()].toSorted(([, a], [, b]) => b - a).slice(0, limit).map(([account]) => account)
   }
 })
 

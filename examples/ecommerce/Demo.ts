@@ -114,7 +114,9 @@ export const print = (report: Report, store: string) =>
   Console.log([
     `EventCore shop on the ${store} store`,
     `  orders placed:        ${report.placed} (conflicts retried: ${report.retried})`,
-    `  orders refused:       ${Object.entries(report.refused).sort().map(([rule, n]) => `${rule} ${n}`).join(", ")}`,
+    `  orders refused:       ${
+      Object.entries(report.refused).toSorted().map(([rule, n]) => `${rule} ${n}`).join(", ")
+    }`,
     `  truffles sold / left: ${report.trufflesSold} / ${report.trufflesLeft}`,
     `  apples sold:          ${report.applesSold}`,
     `  revenue (read model): ${report.revenue}`

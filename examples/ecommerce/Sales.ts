@@ -20,17 +20,17 @@ export const sales = ReadModel.memory({
   name: "sales",
   events: ShopEvents,
   initial: empty,
-  apply: (sales, event, stored): Sales => {
+  apply: (model, event, stored): Sales => {
     switch (event._tag) {
       case "OrderPlaced": {
         const order = Order.idOf(stored.streamId) ?? stored.streamId
-        const sold = new Map(sales.sold)
+        const sold = new Map(model.sold)
         for (const line of event.lines) sold.set(line.product, (sold.get(line.product) ?? 0) + line.quantity)
-        const mine = sales.orders.get(event.customer) ?? []
+        const mine = model.orders.get(event.customer) ?? []
         return {
-          ...sales,
-          orders: new Map(sales.orders).set(event.customer, [...mine, { order, total: event.total }]),
-          revenue: sales.revenue + event.total,
+          ...model,
+          orders: new Map(model.orders).set(event.customer, [...mine, { order, total: event.total }]),
+          revenue: model.revenue + event.total,
           sold
         }
       }
@@ -39,19 +39,19 @@ export const sales = ReadModel.memory({
         const product = Product.idOf(stored.streamId) ?? stored.streamId
         const delta = event._tag === "StockAdded" ? event.quantity : -event.quantity
         return {
-          ...sales,
-          available: new Map(sales.available).set(product, (sales.available.get(product) ?? 0) + delta)
+          ...model,
+          available: new Map(model.available).set(product, (model.available.get(product) ?? 0) + delta)
         }
       }
       default:
-        return sales
+        return model
     }
   },
   queries: {
-    ordersOf: (sales, customer: string) => sales.orders.get(customer) ?? [],
-    revenue: (sales) => sales.revenue,
-    unitsSold: (sales, product: string) => sales.sold.get(product) ?? 0,
-    available: (sales, product: string) => sales.available.get(product) ?? 0,
-    orderCount: (sales) => [...sales.orders.values()].reduce((n, orders) => n + orders.length, 0)
+    ordersOf: (model, customer: string) => model.orders.get(customer) ?? [],
+    revenue: (model) => model.revenue,
+    unitsSold: (model, product: string) => model.sold.get(product) ?? 0,
+    available: (model, product: string) => model.available.get(product) ?? 0,
+    orderCount: (model) => [...model.orders.values()].reduce((n, orders) => n + orders.length, 0)
   }
 })

@@ -35,8 +35,8 @@ const Deposit = Command.make("Deposit", {
 // The suite's own server (DATABASE_URL or the throwaway one the harness starts).
 const url = await Effect.runPromise(Harness.databaseUrl)
 
-layer(PostgresTesting.layer({ url }), { excludeTestServices: true })("PostgresTesting.layer", (it) => {
-  it.effect("executes commands on PostgreSQL in a schema of its own", () =>
+layer(PostgresTesting.layer({ url }), { excludeTestServices: true })("PostgresTesting.layer", (pg) => {
+  pg.effect("executes commands on PostgreSQL in a schema of its own", () =>
     Effect.gen(function*() {
       const { schema } = yield* PostgresTesting.TestSchema
       assert.match(schema, /^ec_test_[0-9a-f]{16}$/)
@@ -47,24 +47,27 @@ layer(PostgresTesting.layer({ url }), { excludeTestServices: true })("PostgresTe
       assert.strictEqual(rows[0]?.n, "1")
     }))
 
-  it.effect("runs projections: checkpoints, dead letters and the lock are there too", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const written = yield* CommandExecutor.execute(Deposit, { account: "2", amount: 7 })
-      const runner = yield* ProjectionRunner.start(Projection.fold({
-        name: "totals",
-        events: Events,
-        initial: 0,
-        apply: (total, event) => total + event.amount
+  pg.effect(
+    "runs projections: checkpoints, dead letters and the lock are there too",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const written = yield* CommandExecutor.execute(Deposit, { account: "2", amount: 7 })
+        const runner = yield* ProjectionRunner.start(Projection.fold({
+          name: "totals",
+          events: Events,
+          initial: 0,
+          apply: (total, event) => total + event.amount
+        }))
+        const last = written.position
+        if (last === undefined) return assert.fail("no position")
+        yield* EventStore.awaitVisible(last)
+        yield* runner.awaitPosition(last)
+        assert.isAtLeast(yield* SubscriptionRef.get(runner.state), 7)
+        const checkpoints = yield* CheckpointStore.CheckpointStore
+        yield* checkpoints.save("totals", last)
+        assert.strictEqual(yield* checkpoints.load("totals"), last)
       }))
-      const last = written.position
-      if (last === undefined) return assert.fail("no position")
-      yield* EventStore.awaitVisible(last)
-      yield* runner.awaitPosition(last)
-      assert.isAtLeast(yield* SubscriptionRef.get(runner.state), 7)
-      const checkpoints = yield* CheckpointStore.CheckpointStore
-      yield* checkpoints.save("totals", last)
-      assert.strictEqual(yield* checkpoints.load("totals"), last)
-    })))
+  )
 })
 
 describe("PostgresTesting.layer lifecycle", () => {
