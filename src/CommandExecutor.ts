@@ -21,6 +21,7 @@ import * as EventId from "./EventId.ts"
 import * as EventStore from "./EventStore.ts"
 import * as Attempt from "./internal/Attempt.ts"
 import * as Fingerprint from "./internal/Fingerprint.ts"
+import * as Telemetry from "./internal/Telemetry.ts"
 import * as TestClockGuard from "./internal/TestClockGuard.ts"
 import * as Metadata from "./Metadata.ts"
 import type { Position } from "./Position.ts"
@@ -175,7 +176,6 @@ export class CommandExecutor extends Context.Service<CommandExecutor, {
   ) => Effect.Effect<ExecutionResult, Err | ExecuteError, R>
 }>()("eventcore/CommandExecutor") {}
 
-const isConflict = (e: unknown): boolean => Predicate.isTagged(e, "ConcurrencyConflict")
 const isTransient = (e: unknown): boolean =>
   Predicate.isTagged(e, "EventStoreError") && (e as EventStoreError).transient
 
@@ -245,19 +245,6 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
     const retention = Duration.toMillis(
       Duration.fromInputUnsafe(config?.idempotencyRetention ?? defaultIdempotencyRetention)
     )
-    // What an execution takes from its fiber: the clock and random (event ids, timestamps) and
-    // the ambient metadata, in one step.
-    const environment = Effect.withFiber((fiber) =>
-      Effect.succeed({
-        env: {
-          store,
-          clock: fiber.getRef(Clock.Clock),
-          random: fiber.getRef(Random.Random)
-        } satisfies Attempt.Environment,
-        ambient: fiber.getRef(Metadata.Ambient)
-      })
-    )
-
     const toResult = (command: string, outcome: Attempt.Outcome, attempts: number): ExecutionResult => ({
       command,
       events: outcome.events,
@@ -284,13 +271,19 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
       rawInput: IE,
       options?: ExecuteOptions
     ): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
-      const execution = Effect.suspend(() => {
-        const parsed = inputDecoder(command)(rawInput)
-        if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
-        const input = parsed.value
-        return Effect.flatMap(environment, ({ ambient, env }) => {
-          const now = env.clock.currentTimeMillisUnsafe()
+      // One step takes what the execution needs from its fiber (clock, random, ambient
+      // metadata, the context metrics are recorded in); one more observes how it ended.
+      const execution = Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const env: Attempt.Environment = { store, clock, random: fiber.getRef(Random.Random), context: fiber.context }
+        const now = clock.currentTimeMillisUnsafe()
+        const track: Telemetry.Execution = { command: command.name, started: now, attempts: 0 }
+        const run = (): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
+          const parsed = inputDecoder(command)(rawInput)
+          if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
+          const input = parsed.value
           const executionId = EventId.generate(now, env.random)
+          const ambient = fiber.getRef(Metadata.Ambient)
           const metadata = Metadata.fromInput(Metadata.merge(ambient, options?.metadata), executionId)
           const anyInput = command as unknown as Command.Command<I, unknown, E, S, Roles, Err, R>
           const key = options?.idempotencyKey
@@ -300,9 +293,8 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             notBefore: now - retention
           }
           const state: Attempt.Execution = { unsettled: [], idempotency: claim }
-          let attempts = 0
           let once = Effect.suspend(() => {
-            attempts++
+            track.attempts++
             return Attempt.run(anyInput, input, metadata, env, state)
           })
           if (transientRetry !== undefined) {
@@ -310,8 +302,15 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           }
           const schedule = (options?.retry as Schedule.Schedule<unknown, unknown> | undefined) ?? retry
           const attempted = Effect.map(
-            retryAfterFirstFailure(once, schedule, isConflict, "conflict", command.name, () => attempts),
-            (outcome) => toResult(command.name, outcome, attempts)
+            retryAfterFirstFailure(
+              once,
+              schedule,
+              (error) => Telemetry.conflictRetryable(error, fiber.context),
+              "conflict",
+              command.name,
+              () => track.attempts
+            ),
+            (outcome) => toResult(command.name, outcome, track.attempts)
           )
           if (claim === undefined) return attempted
           // With a key: an earlier execution's result wins, checked before running (so a
@@ -322,7 +321,8 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           ): Effect.Effect<ExecutionResult, E2 | InvalidInput | EventStoreError, R> =>
             Effect.flatMap(
               recorded(claim),
-              (result) => result === undefined ? otherwise : Effect.succeed(toResult(command.name, result, attempts))
+              (result) =>
+                result === undefined ? otherwise : Effect.succeed(toResult(command.name, result, track.attempts))
             )
           const unrecorded = (error: Err | Attempt.AttemptError) =>
             Predicate.isTagged(error, "InvalidInput") || Predicate.isTagged(error, "TransactionAlreadyWritten")
@@ -331,10 +331,17 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             Effect.flatMap(
               Effect.catchTag(recorded(claim), "EventStoreError", () => Effect.succeed(undefined)),
               (result) =>
-                result === undefined ? Effect.fail(error) : Effect.succeed(toResult(command.name, result, attempts))
+                result === undefined
+                  ? Effect.fail(error)
+                  : Effect.succeed(toResult(command.name, result, track.attempts))
             )
           return replayOr(Effect.catchIf(attempted, (error) => !unrecorded(error), replayOrFail))
-        })
+        }
+        return Effect.onExit(
+          Effect.suspend(run),
+          (exit) =>
+            Effect.sync(() => Telemetry.observeCommand(track, exit, clock.currentTimeMillisUnsafe(), fiber.context))
+        )
       })
       return Effect.withSpan(execution, "CommandExecutor.execute", {
         attributes: { "eventcore.command": command.name },

@@ -33,6 +33,7 @@ import type * as Event from "./Event.ts"
 import * as EventStore from "./EventStore.ts"
 import * as Processing from "./internal/ProjectionProcessing.ts"
 import * as Sessions from "./internal/ProjectionSessions.ts"
+import * as Telemetry from "./internal/Telemetry.ts"
 import * as Position from "./Position.ts"
 import type { Projection } from "./Projection.ts"
 import { ProjectionLock } from "./ProjectionLock.ts"
@@ -410,13 +411,16 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       const oldest = page.events[0]
       const now = yield* Clock.currentTimeMillis
       const visibleMillis = oldest === undefined ? 0 : Math.max(0, now - DateTime.toEpochMillis(oldest.recordedAt))
-      return {
+      const lag = {
         events: page.events.length + horizon.pending,
         capped: !page.end || horizon.pendingCapped,
         millis: Math.max(visibleMillis, horizon.pendingMillis),
         pending: horizon.pending,
         heldBy: horizon.heldBy
       } satisfies Lag
+      const context = yield* Effect.context<never>()
+      Telemetry.observeProjectionLagEvents(name, lag.events, context)
+      return lag
     })
 
     return {

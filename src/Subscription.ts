@@ -6,10 +6,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Stream } from "effect"
+import { Context, Effect, Option, Stream } from "effect"
 import type { EventDecodeError } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import * as EventStore from "./EventStore.ts"
+import * as Telemetry from "./internal/Telemetry.ts"
 import type { Position } from "./Position.ts"
 import * as PositionModule from "./Position.ts"
 import type { StoredEvent } from "./StoredEvent.ts"
@@ -84,8 +85,9 @@ const pages = <A>(
   emit: (read: Read) => ReadonlyArray<A>
 ): Stream.Stream<A, EventStore.ReadError, EventStore.EventStore> =>
   Stream.unwrap(
-    EventStore.EventStore.useSync((store) =>
-      Stream.unwrap(Effect.map(resolveFrom(store, options.from), (start) => {
+    Effect.map(Effect.context<EventStore.EventStore>(), (context) => {
+      const store = Context.get(context, EventStore.EventStore)
+      return Stream.unwrap(Effect.map(resolveFrom(store, options.from), (start) => {
         const limit = options.pageSize ?? EventStore.defaultPageSize
         const live = options.live ?? true
         const initialState: ReadState = { after: start, waiting: false, signalled: undefined }
@@ -93,6 +95,7 @@ const pages = <A>(
           const read = Effect.map(
             store.readPage({ after: state.after, filter: options.filter, limit }),
             (page) => {
+              Telemetry.observePage(page.events.length, context)
               const caughtUp = page.end && (page.events.length > 0 || page.next !== state.signalled)
               const result: Read = { events: page.events, next: page.next, caughtUp }
               const next = page.end && !live
@@ -108,7 +111,7 @@ const pages = <A>(
           return state.waiting ? Effect.andThen(store.awaitAppend(state.after), read) : read
         })
       }))
-    )
+    })
   )
 
 /**

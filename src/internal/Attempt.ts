@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { type Clock, Effect, type Random } from "effect"
+import { type Clock, type Context, Effect, type Random } from "effect"
 import * as Command from "../Command.ts"
 import { DiscoveryLimitExceeded, EventDecodeError, type InvalidInput, UndeclaredStream } from "../Errors.ts"
 import type * as Event from "../Event.ts"
@@ -13,6 +13,7 @@ import * as EventId from "../EventId.ts"
 import type * as EventStore from "../EventStore.ts"
 import type * as Metadata from "../Metadata.ts"
 import type { StreamId } from "../StreamId.ts"
+import * as Telemetry from "./Telemetry.ts"
 import * as Unsettled from "./Unsettled.ts"
 
 /** What an attempt can fail with, besides the command's own errors. */
@@ -28,6 +29,8 @@ export interface Environment {
   readonly store: EventStore.EventStore["Service"]
   readonly clock: Clock.Clock
   readonly random: Random.Random
+  /** The executing fiber's context, where metrics are recorded. */
+  readonly context: Context.Context<never>
 }
 
 /** What the attempts of one execution learn from each other. */
@@ -181,14 +184,20 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
 
     const appendWith = (decided: EventStore.AppendRequest): Effect.Effect<Outcome, AttemptError> => {
       const request = fences.length === 0 ? decided : { ...decided, streams: [...decided.streams, ...fences] }
+      // Built just before it runs: the store's latency, measured without a step of its own.
+      const started = env.clock.currentTimeNanosUnsafe()
       return env.store.append(request).pipe(
         Effect.tapError((error) =>
           Effect.sync(() => {
             // The outcome is unknown: a later attempt must find out before deciding again.
             if (error._tag === "EventStoreError" && error.transient) execution.unsettled.push(request)
+            Telemetry.observeAppend(error._tag === "ConcurrencyConflict" ? "conflict" : "error", started, env)
           })
         ),
-        Effect.map((appended): Outcome => appended)
+        Effect.map((appended): Outcome => {
+          Telemetry.observeAppend("ok", started, env)
+          return appended
+        })
       )
     }
 

@@ -17,6 +17,7 @@ import * as Position from "../Position.ts"
 import type { Projection } from "../Projection.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import * as Subscription from "../Subscription.ts"
+import * as Telemetry from "./Telemetry.ts"
 
 /**
  * The runner's counters. Only work whose effects stand is counted: a transactional batch that
@@ -88,6 +89,15 @@ interface Tally {
 const tick = { _tag: "Tick" } as const
 type Input = Subscription.Item<StoredEvent> | typeof tick
 
+/** The last event of a batch, if it has one. */
+const lastEvent = (items: ReadonlyArray<Input>): StoredEvent | undefined => {
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i]
+    if (item !== undefined && item._tag === "Event") return item.event
+  }
+  return undefined
+}
+
 /**
  * One run: from the checkpoint (or the projection's `startFrom`) until interrupted or failed.
  * Fails with `EventFailed` (policy: stop), `CheckpointMoved` (another runner or a rebuild
@@ -102,6 +112,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
     const { durable, name, transaction } = projection
     const everyMillis = Duration.toMillis(projection.checkpoint.every)
 
+    const metricsContext = yield* Effect.context<never>()
     const loaded = durable ? yield* checkpoints.load(name) : undefined
     counters.checkpoint = loaded
     let saved = loaded
@@ -247,10 +258,16 @@ export const run = <E extends Event.Tagged, S, Err, R>(
                   counters.processed += tally.processed
                   counters.skipped += tally.skipped
                   counters.retries += tally.retries
+                  Telemetry.observeProjectionBatch(name, tally.processed, tally.skipped, metricsContext)
                 }
               })
             )
           )
+          const newest = lastEvent(items)
+          if (newest !== undefined) {
+            const now = yield* Clock.currentTimeMillis
+            Telemetry.observeProjectionLag(name, now - DateTime.toEpochMillis(newest.recordedAt), metricsContext)
+          }
           if (transactional) yield* markSaved(last)
           else sinceSave += events
           yield* SubscriptionRef.set(env.state, folded)

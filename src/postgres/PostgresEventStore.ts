@@ -31,6 +31,7 @@ import {
   validatePage,
   validateStreamIds
 } from "../EventStore.ts"
+import * as Telemetry from "../internal/Telemetry.ts"
 import * as Position from "../Position.ts"
 import * as Serializer from "../Serializer.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
@@ -404,7 +405,15 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
             new EventStoreError({ operation: "horizon", transient: false, cause: "the report returned no row" })
           )
           : Effect.map(Clock.currentTimeMillis, (now) => Horizon.fromRow(row, cap, now))
-      })
+      }),
+      // The store-wide report (no filter) is what the read-horizon gauges show.
+      Effect.tap((report) =>
+        filter === undefined
+          ? Effect.withFiber((fiber) =>
+            Effect.sync(() => Telemetry.observeHorizon(report.pending, report.pendingMillis, fiber.context))
+          )
+          : Effect.void
+      )
     )
   }
 

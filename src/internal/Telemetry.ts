@@ -1,0 +1,216 @@
+/**
+ * Recording EventCore's metrics on hot paths: each series (a metric with its attributes
+ * bound) is made once, and updated synchronously in the fiber's context, with no Effect step.
+ *
+ * @internal
+ */
+import { Cause, Context, Exit, Metric, Tracer } from "effect"
+import type { ConcurrencyConflict } from "../Errors.ts"
+import {
+  appendDuration,
+  categoryAttribute,
+  commandAttempts,
+  commandDuration,
+  commands,
+  conflicts,
+  durationBoundaries,
+  eventsAppended,
+  horizonLagMillis,
+  horizonPending,
+  projectionEvents,
+  projectionLagEvents,
+  projectionLagMillis,
+  subscriptionEvents,
+  subscriptionPages
+} from "../Metrics.ts"
+
+type Attributes = Readonly<Record<string, string>>
+
+/**
+ * One series (a metric with its attributes bound) per distinct attribute values, made once:
+ * a metric built with its attributes keeps its registry key, where `withAttributes` would
+ * rebuild it on every update. The values come from a bounded vocabulary (command names,
+ * outcomes, categories, projection names).
+ */
+const seriesOf = <M>(make: (attributes: Attributes) => M) => {
+  const cache = new Map<string, M>()
+  return (key: string, attributes: Attributes): M => {
+    let series = cache.get(key)
+    if (series === undefined) {
+      series = make(attributes)
+      cache.set(key, series)
+    }
+    return series
+  }
+}
+
+const counterSeries = (name: string, description: string) =>
+  seriesOf((attributes) => Metric.counter(name, { description, incremental: true, attributes }))
+const histogramSeries = (name: string, description: string) =>
+  seriesOf((attributes) => Metric.histogram(name, { description, boundaries: durationBoundaries, attributes }))
+const gaugeSeries = (name: string, description: string) =>
+  seriesOf((attributes) => Metric.gauge(name, { description, attributes }))
+
+const describe = (metric: { readonly id: string; readonly description: string | undefined }) =>
+  [metric.id, metric.description ?? ""] as const
+
+export const series = {
+  commands: counterSeries(...describe(commands)),
+  commandDuration: histogramSeries(...describe(commandDuration)),
+  commandAttempts: counterSeries(...describe(commandAttempts)),
+  conflicts: counterSeries(...describe(conflicts)),
+  eventsAppended: counterSeries(...describe(eventsAppended)),
+  appendDuration: histogramSeries(...describe(appendDuration)),
+  projectionEvents: counterSeries(...describe(projectionEvents)),
+  projectionLagMillis: gaugeSeries(...describe(projectionLagMillis)),
+  projectionLagEvents: gaugeSeries(...describe(projectionLagEvents))
+}
+
+/** Adds `value` to a counter series. */
+export const count = (
+  metric: (key: string, attributes: Attributes) => Metric.Metric<number, unknown>,
+  key: string,
+  attributes: Attributes,
+  value: number,
+  context: Context.Context<never>
+): void => metric(key, attributes).updateUnsafe(value, context)
+
+/** What the executor knows of one execution while it runs. */
+export interface Execution {
+  readonly command: string
+  readonly started: number
+  attempts: number
+}
+
+const isTagged = (u: unknown, tag: string): boolean =>
+  typeof u === "object" && u !== null && "_tag" in u && u._tag === tag
+
+/**
+ * Whether a failure is a conflict the executor retries — counting it, by the category of every
+ * stream that had moved, on the way (only failures reach here: a command that succeeds at once
+ * pays nothing).
+ */
+export const conflictRetryable = (error: unknown, context: Context.Context<never>): boolean => {
+  if (!isTagged(error, "ConcurrencyConflict")) return false
+  for (const conflict of (error as ConcurrencyConflict).conflicts) {
+    const category = categoryAttribute(conflict.streamId)
+    series.conflicts(category, { category }).updateUnsafe(1, context)
+  }
+  return true
+}
+
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  if (failure === undefined) return "error"
+  switch ((failure.error as { readonly _tag?: unknown })._tag) {
+    case "BusinessRuleViolation":
+      return "refused"
+    case "ConcurrencyConflict":
+      return "conflict"
+    case "InvalidInput":
+      return "invalid"
+    default:
+      return "error"
+  }
+}
+
+/**
+ * Records how an execution ended: the command's count by outcome, its duration and attempts,
+ * the events it appended by category, and the same on its span.
+ */
+export const observeCommand = (
+  execution: Execution,
+  exit: Exit.Exit<
+    {
+      readonly events: ReadonlyArray<{ readonly streamId: string }>
+      readonly versions: ReadonlyArray<unknown>
+      readonly replayed: boolean
+    },
+    unknown
+  >,
+  now: number,
+  context: Context.Context<never>
+): void => {
+  const { attempts, command } = execution
+  const outcome = outcomeOf(exit)
+  series.commands(`${command}\u0000${outcome}`, { command, outcome }).updateUnsafe(1, context)
+  series.commandDuration(command, { command }).updateUnsafe(now - execution.started, context)
+  if (attempts > 0) series.commandAttempts(command, { command }).updateUnsafe(attempts, context)
+  const span = Context.getOrUndefined(context, Tracer.ParentSpan)
+  const recording = span !== undefined && span._tag === "Span" ? span : undefined
+  recording?.attribute("eventcore.outcome", outcome)
+  recording?.attribute("eventcore.attempts", attempts)
+  if (Exit.isSuccess(exit)) {
+    const result = exit.value
+    recording?.attribute("eventcore.boundary.size", result.versions.length)
+    recording?.attribute("eventcore.events", result.events.length)
+    if (result.replayed) {
+      recording?.attribute("eventcore.replayed", true)
+      return
+    }
+    for (const event of result.events) {
+      const category = categoryAttribute(event.streamId)
+      series.eventsAppended(category, { category }).updateUnsafe(1, context)
+    }
+    return
+  }
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  if (failure !== undefined && isTagged(failure.error, "ConcurrencyConflict")) {
+    recording?.attribute(
+      "eventcore.conflicting_streams",
+      (failure.error as ConcurrencyConflict).conflicts.map((c) => c.streamId)
+    )
+  }
+}
+
+/** Records one append's latency (from `started`, in the clock's nanoseconds) by outcome. */
+export const observeAppend = (
+  outcome: "ok" | "conflict" | "error",
+  started: bigint,
+  env: { readonly clock: { currentTimeNanosUnsafe(): bigint }; readonly context: Context.Context<never> }
+): void => {
+  const millis = Number(env.clock.currentTimeNanosUnsafe() - started) / 1_000_000
+  series.appendDuration(outcome, { outcome }).updateUnsafe(millis, env.context)
+}
+
+/** Records one page a subscription read, and the events it delivered. */
+export const observePage = (events: number, context: Context.Context<never>): void => {
+  subscriptionPages.updateUnsafe(1, context)
+  if (events > 0) subscriptionEvents.updateUnsafe(events, context)
+}
+
+/** Records a projection batch's processed and dead-lettered events. */
+export const observeProjectionBatch = (
+  projection: string,
+  processed: number,
+  deadLettered: number,
+  context: Context.Context<never>
+): void => {
+  // `processed` counts every event handled, dead-lettered ones included.
+  const ok = processed - deadLettered
+  if (ok > 0) {
+    series.projectionEvents(`${projection}\u0000processed`, { projection, outcome: "processed" }).updateUnsafe(
+      ok,
+      context
+    )
+  }
+  if (deadLettered > 0) {
+    series.projectionEvents(`${projection}\u0000dead_lettered`, { projection, outcome: "dead_lettered" })
+      .updateUnsafe(deadLettered, context)
+  }
+}
+
+/** Sets a projection's time lag gauge. */
+export const observeProjectionLag = (projection: string, millis: number, context: Context.Context<never>): void =>
+  series.projectionLagMillis(projection, { projection }).updateUnsafe(Math.max(0, millis), context)
+
+/** Sets a projection's event lag gauge (when its `lag` is read). */
+export const observeProjectionLagEvents = (projection: string, events: number, context: Context.Context<never>): void =>
+  series.projectionLagEvents(projection, { projection }).updateUnsafe(events, context)
+
+/** Sets the read-horizon gauges from a horizon report. */
+export const observeHorizon = (pending: number, millis: number, context: Context.Context<never>): void => {
+  horizonPending.updateUnsafe(pending, context)
+  horizonLagMillis.updateUnsafe(millis, context)
+}
