@@ -411,16 +411,15 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       const oldest = page.events[0]
       const now = yield* Clock.currentTimeMillis
       const visibleMillis = oldest === undefined ? 0 : Math.max(0, now - DateTime.toEpochMillis(oldest.recordedAt))
-      const lag = {
+      const behind = {
         events: page.events.length + horizon.pending,
         capped: !page.end || horizon.pendingCapped,
         millis: Math.max(visibleMillis, horizon.pendingMillis),
         pending: horizon.pending,
         heldBy: horizon.heldBy
       } satisfies Lag
-      const context = yield* Effect.context<never>()
-      Telemetry.observeProjectionLagEvents(name, lag.events, context)
-      return lag
+      Telemetry.observeProjectionLagEvents(name, behind.events, yield* Effect.context<never>())
+      return behind
     })
 
     return {
