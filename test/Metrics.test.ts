@@ -120,6 +120,30 @@ describe("the command span", () => {
       assert.strictEqual(refused?.attributes.get("eventcore.outcome"), "refused")
     }).pipe(Effect.provide(TestLayers.memory())))
 
+  it.effect("a projection runner makes one span per batch, named after the projection", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const spans: Array<Tracer.NativeSpan> = []
+      const tracer = Tracer.make({
+        span(options) {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const written = yield* CommandExecutor.execute(Deposit, { account: "6", amount: 1 })
+      yield* Effect.gen(function*() {
+        const runner = yield* ProjectionRunner.start(Projection.make({
+          name: "traced",
+          events: Events,
+          handle: () => Effect.void
+        }))
+        if (written.position !== undefined) yield* runner.awaitPosition(written.position)
+      }).pipe(Effect.withTracer(tracer))
+      const batches = spans.filter((s) => s.name === "ProjectionRunner.batch")
+      assert.isAtLeast(batches.length, 1)
+      assert.strictEqual(batches[0]?.attributes.get("eventcore.projection"), "traced")
+    })).pipe(Effect.provide(MemoryProjections.layer), Effect.provide(TestLayers.memory())))
+
   it.effect("a command that gave up names the conflicting streams", () =>
     Effect.gen(function*() {
       const spans: Array<Tracer.NativeSpan> = []

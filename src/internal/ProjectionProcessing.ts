@@ -303,7 +303,16 @@ export const run = <E extends Event.Tagged, S, Err, R>(
       ? Stream.merge(items, Stream.as(Stream.tick(projection.checkpoint.every), tick), { haltStrategy: "left" })
       : items
     yield* input.pipe(
-      Stream.runForEachArray(batch),
+      // One span per batch of events, so the store and SQL queries a batch makes are its
+      // children rather than orphan root spans; idle ticks make none.
+      Stream.runForEachArray((items) =>
+        items.some((item) => item._tag === "Event")
+          ? Effect.withSpan(batch(items), "ProjectionRunner.batch", {
+            attributes: { "eventcore.projection": name, "eventcore.batch.size": items.length },
+            captureStackTrace: false
+          })
+          : batch(items)
+      ),
       // Always save on the way out (interruption included), unless another runner or a rebuild
       // moved the checkpoint meanwhile (the failure that stopped this run already says so):
       // up to the last event whose effects stand, so a runner taking over next does not redo it.
