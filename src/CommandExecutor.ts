@@ -283,7 +283,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           if (parsed._tag === "Failure") return Effect.fail(invalidInput(command.name, parsed))
           const input = parsed.value
           const executionId = EventId.generate(now, env.random)
-          const ambient = fiber.getRef(Metadata.Ambient)
+          const ambient = Metadata.current(fiber)
           const metadata = Metadata.fromInput(Metadata.merge(ambient, options?.metadata), executionId)
           const anyInput = command as unknown as Command.Command<I, unknown, E, S, Roles, Err, R>
           const key = options?.idempotencyKey

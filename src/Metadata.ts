@@ -7,6 +7,7 @@
 import { Context, Effect, Result, Schema } from "effect"
 import { dual } from "effect/Function"
 import { InvalidInput } from "./Errors.ts"
+import * as Causation from "./internal/Causation.ts"
 import * as StorableJson from "./StorableJson.ts"
 
 /**
@@ -158,8 +159,22 @@ export const withAmbient: {
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, metadata: Input): Effect.Effect<A, E, R> =>
-    Effect.withFiber((fiber) => Effect.provideService(self, Ambient, merge(fiber.getRef(Ambient), metadata)))
+    Effect.withFiber((fiber) => Effect.provideService(self, Ambient, merge(current(fiber), metadata)))
 )
+
+/**
+ * The ambient metadata in effect for a fiber: what `withAmbient` set, over the cause of the event
+ * a projection runner is processing, if any.
+ *
+ * @internal
+ */
+export const current = (fiber: { getRef<A>(ref: Context.Reference<A>): A }): Input => {
+  const ambient = fiber.getRef(Ambient)
+  const cell = fiber.getRef(Causation.Current)
+  // A handler's own `withAmbient` made a new object, which already includes the cause.
+  if (cell === undefined || cell.event === undefined || ambient !== cell.outer) return ambient
+  return merge(ambient, causedBy(cell.event))
+}
 
 /**
  * The metadata of a command executed in reaction to `event`: caused by the event, in its
@@ -175,7 +190,9 @@ export const withAmbient: {
  * ```
  * @since 0.3.0
  */
-export const causedBy = (event: { readonly eventId: string; readonly metadata: Metadata }): Input =>
+export const causedBy = (
+  event: { readonly eventId: string; readonly metadata: Pick<Metadata, "correlationId" | "userId"> }
+): Input =>
   event.metadata.userId === undefined
     ? { correlationId: event.metadata.correlationId, causationId: event.eventId }
     : { correlationId: event.metadata.correlationId, causationId: event.eventId, userId: event.metadata.userId }

@@ -98,7 +98,16 @@ describe("ambient metadata", () => {
         events: Notes,
         filter: Note.filter,
         handle: (event, stored) =>
-          event._tag === "Noted"
+          event._tag === "Noted" && event.text === "as system"
+            ? Effect.asVoid(
+              CommandExecutor.execute(Write, {
+                note: `${Note.idOf(stored.streamId)}-echo`,
+                text: event.text,
+                echo: true
+              })
+                .pipe(Metadata.withAmbient({ userId: "system" }))
+            )
+            : event._tag === "Noted"
             ? Effect.asVoid(
               CommandExecutor.execute(Write, {
                 note: `${Note.idOf(stored.streamId)}-echo`,
@@ -120,5 +129,24 @@ describe("ambient metadata", () => {
         userId: "cy",
         custom: {}
       })
+      // a handler's own ambient metadata goes over the cause, which it keeps
+      const system = yield* CommandExecutor.execute(Write, { note: "6", text: "as system" }).pipe(
+        Metadata.withAmbient({ correlationId: "req-4", userId: "dee" })
+      )
+      const systemSource = system.events[0]
+      if (systemSource === undefined) return assert.fail("nothing written")
+      yield* runner.awaitPosition(systemSource.position)
+      const systemEcho = (yield* EventStore.readStream(Note.makeUnsafe("6-echo"))).events[0]
+      assert.deepStrictEqual(systemEcho?.metadata, {
+        correlationId: "req-4",
+        causationId: systemSource.eventId,
+        userId: "system",
+        custom: {}
+      })
+      // and outside the handler, nothing of the cause remains
+      const after = yield* CommandExecutor.execute(Write, { note: "7", text: "later", echo: true })
+      const afterEvent = (yield* EventStore.readStream(Note.makeUnsafe("7"))).events[0]
+      assert.notStrictEqual(afterEvent?.metadata.causationId, systemSource.eventId)
+      assert.isDefined(after)
     })).pipe(Effect.provide(MemoryProjections.layer), Effect.provide(TestLayers.memory())))
 })

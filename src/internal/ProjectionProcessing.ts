@@ -17,6 +17,7 @@ import * as Position from "../Position.ts"
 import type { Projection } from "../Projection.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import * as Subscription from "../Subscription.ts"
+import * as Causation from "./Causation.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /**
@@ -113,6 +114,8 @@ export const run = <E extends Event.Tagged, S, Err, R>(
     const everyMillis = Duration.toMillis(projection.checkpoint.every)
 
     const metricsContext = yield* Effect.context<never>()
+    // The event being processed, for the commands a handler executes (internal/Causation.ts).
+    const causation: Causation.Cell = { event: undefined, outer: yield* Metadata.Ambient }
     const loaded = durable ? yield* checkpoints.load(name) : undefined
     counters.checkpoint = loaded
     let saved = loaded
@@ -159,10 +162,8 @@ export const run = <E extends Event.Tagged, S, Err, R>(
           failure = Cause.fail(decoded.failure)
         } else {
           // A command the handler executes is caused by this event, in its correlation.
-          const step = Metadata.withAmbient(
-            projection.step(current, decoded.success, stored),
-            Metadata.causedBy(stored)
-          )
+          causation.event = stored
+          const step = projection.step(current, decoded.success, stored)
           const once = Effect.sandbox(
             Effect.suspend(() => {
               attempts++
@@ -268,6 +269,7 @@ export const run = <E extends Event.Tagged, S, Err, R>(
             const now = yield* Clock.currentTimeMillis
             Telemetry.observeProjectionLag(name, now - DateTime.toEpochMillis(newest.recordedAt), metricsContext)
           }
+          causation.event = undefined
           if (transactional) yield* markSaved(last)
           else sinceSave += events
           yield* SubscriptionRef.set(env.state, folded)
@@ -325,6 +327,8 @@ export const run = <E extends Event.Tagged, S, Err, R>(
             )
           )
           : Effect.void
-      ))
+      )),
+      // Every event's handler sees the cell: commands it executes are caused by that event.
+      Effect.provideService(Causation.Current, causation)
     )
   })
