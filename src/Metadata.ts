@@ -190,9 +190,7 @@ export const current = (fiber: { getRef<A>(ref: Context.Reference<A>): A }): Inp
  * ```
  * @since 0.3.0
  */
-export const causedBy = (
-  event: { readonly eventId: string; readonly metadata: Pick<Metadata, "correlationId" | "userId"> }
-): Input =>
+export const causedBy = (event: { readonly eventId: string; readonly metadata: Metadata }): Input =>
   event.metadata.userId === undefined
     ? { correlationId: event.metadata.correlationId, causationId: event.eventId }
     : { correlationId: event.metadata.correlationId, causationId: event.eventId, userId: event.metadata.userId }

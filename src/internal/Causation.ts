@@ -8,15 +8,11 @@
  * @internal
  */
 import { Context } from "effect"
+import type { Metadata } from "../Metadata.ts"
 
 export interface Cell {
-  event: { readonly eventId: string; readonly metadata: CauseMetadata } | undefined
+  event: { readonly eventId: string; readonly metadata: Metadata } | undefined
   readonly outer: unknown
-}
-
-interface CauseMetadata {
-  readonly correlationId: string
-  readonly userId?: string
 }
 
 export const Current: Context.Reference<Cell | undefined> = Context.Reference<Cell | undefined>(
