@@ -87,7 +87,7 @@ export const fromInput = (input: Input | undefined, executionId: string): Metada
  * correlation id and user once (`Metadata.withAmbient`), and every command executed while
  * handling the request carries them, merged with what each call passes (`execute(..., {
  * metadata })` wins field by field; `custom` is merged key by key). A projection runner sets it
- * around each event it processes (`causedBy`), so a command a handler executes in reaction is
+ * to the event it is processing (`causedBy`), so a command a handler executes in reaction is
  * caused by that event and keeps its correlation, with nothing to pass by hand.
  *
  * @example

@@ -34,6 +34,21 @@ const run = (example: string, env: Readonly<Record<string, string>> = {}) =>
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/** Runs an example on PostgreSQL in a schema of its own, dropped afterwards. */
+const onPostgres = (example: string) =>
+  Effect.gen(function*() {
+    const url = yield* Harness.databaseUrl
+    const schema = Harness.freshSchemaName()
+    const dropSchema = Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
+    const outcome = yield* run(example, { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
+      Effect.ensuring(dropSchema)
+    )
+    return { outcome, schema }
+  })
+
 const succeeded = (outcome: Outcome, ...expected: ReadonlyArray<string>) => {
   assert.strictEqual(outcome.code, 0, outcome.output)
   for (const line of expected) assert.include(outcome.output, line)
@@ -65,23 +80,13 @@ describe("examples", () => {
     ))
 
   it.effect("banking (DATABASE_URL=… npm start) on PostgreSQL conserves money, read models included", () =>
-    Effect.gen(function*() {
-      const url = yield* Harness.databaseUrl
-      const schema = Harness.freshSchemaName()
-      const dropSchema = Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
-      const outcome = yield* run("banking", { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
-        Effect.ensuring(dropSchema)
-      )
+    Effect.map(onPostgres("banking"), ({ outcome, schema }) =>
       succeeded(
         outcome,
         "EventCore banking demo on the PostgreSQL store",
         "money conserved: yes",
         `(table ${schema}.banking_history)`
-      )
-    }))
+      )))
 
   const shopHolds = [
     "orders placed:        10",
@@ -98,18 +103,10 @@ describe("examples", () => {
     ))
 
   it.effect("ecommerce (DATABASE_URL=… npm run ecommerce) on PostgreSQL: the same under real contention", () =>
-    Effect.gen(function*() {
-      const url = yield* Harness.databaseUrl
-      const schema = Harness.freshSchemaName()
-      const dropSchema = Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
-      const outcome = yield* run("ecommerce", { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
-        Effect.ensuring(dropSchema)
-      )
-      succeeded(outcome, "EventCore shop on the PostgreSQL store", ...shopHolds)
-    }))
+    Effect.map(
+      onPostgres("ecommerce"),
+      ({ outcome }) => succeeded(outcome, "EventCore shop on the PostgreSQL store", ...shopHolds)
+    ))
 
   it.effect("saga: fulfilment confirms what stock allows and compensates the rest", () =>
     Effect.map(run("saga"), (outcome) =>

@@ -98,17 +98,23 @@ describe("metrics", () => {
     }))).pipe(Effect.provide(MemoryProjections.layer), Effect.provide(TestLayers.memory())))
 })
 
+/** A tracer that keeps every span it makes, to look at their attributes. */
+const recordingTracer = () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  return { spans, tracer }
+}
+
 describe("the command span", () => {
   it.effect("carries the command, outcome, attempts, boundary size, and on a conflict the streams", () =>
     Effect.gen(function*() {
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span(options) {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { spans, tracer } = recordingTracer()
       yield* CommandExecutor.execute(Deposit, { account: "4", amount: 1 }).pipe(Effect.withTracer(tracer))
       yield* Effect.flip(CommandExecutor.execute(Deposit, { account: "4", amount: 0 })).pipe(Effect.withTracer(tracer))
       const [ok, refused] = spans.filter((s) => s.name === "CommandExecutor.execute")
@@ -122,14 +128,7 @@ describe("the command span", () => {
 
   it.effect("a projection runner makes one span per batch, named after the projection", () =>
     Effect.scoped(Effect.gen(function*() {
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span(options) {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { spans, tracer } = recordingTracer()
       const written = yield* CommandExecutor.execute(Deposit, { account: "6", amount: 1 })
       yield* Effect.gen(function*() {
         const runner = yield* ProjectionRunner.start(Projection.make({
@@ -146,14 +145,7 @@ describe("the command span", () => {
 
   it.effect("a command that gave up names the conflicting streams", () =>
     Effect.gen(function*() {
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span(options) {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { spans, tracer } = recordingTracer()
       yield* ChaosStore.calm(CommandExecutor.execute(Deposit, { account: "5", amount: 1 }))
       spans.length = 0
       yield* Effect.flip(CommandExecutor.execute(Deposit, { account: "5", amount: 1 })).pipe(Effect.withTracer(tracer))

@@ -54,7 +54,7 @@ const gaugeSeries = (name: string, description: string) =>
 const describe = (metric: { readonly id: string; readonly description: string | undefined }) =>
   [metric.id, metric.description ?? ""] as const
 
-export const series = {
+const series = {
   commands: counterSeries(...describe(commands)),
   commandDuration: histogramSeries(...describe(commandDuration)),
   commandAttempts: counterSeries(...describe(commandAttempts)),
@@ -65,15 +65,6 @@ export const series = {
   projectionLagMillis: gaugeSeries(...describe(projectionLagMillis)),
   projectionLagEvents: gaugeSeries(...describe(projectionLagEvents))
 }
-
-/** Adds `value` to a counter series. */
-export const count = (
-  metric: (key: string, attributes: Attributes) => Metric.Metric<number, unknown>,
-  key: string,
-  attributes: Attributes,
-  value: number,
-  context: Context.Context<never>
-): void => metric(key, attributes).updateUnsafe(value, context)
 
 /** What the executor knows of one execution while it runs. */
 export interface Execution {

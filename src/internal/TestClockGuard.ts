@@ -11,7 +11,7 @@
 import { Clock, Duration, Effect, Schedule } from "effect"
 
 /** Real time a retry may wait on a test clock before we call it stuck. */
-export const grace = Duration.seconds(2)
+const grace = Duration.seconds(2)
 
 interface TestClockLike extends Clock.Clock {
   readonly withLive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -21,7 +21,7 @@ interface TestClockLike extends Clock.Clock {
 const isTestClock = (clock: Clock.Clock): clock is TestClockLike =>
   "withLive" in clock && "adjust" in clock && typeof clock.withLive === "function"
 
-export const stuckMessage = (what: string, delay: Duration.Duration): string =>
+const stuckMessage = (what: string, delay: Duration.Duration): string =>
   `eventcore: ${what} waited ${Duration.format(delay)} on a TestClock that nobody advanced: under it.effect ` +
   "time stands still, so a retry that sleeps never wakes. Run the test on the live clock (it.live, or " +
   "layer(..., { excludeTestServices: true })), give the execution a schedule that does not sleep " +

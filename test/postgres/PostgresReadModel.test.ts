@@ -164,3 +164,24 @@ layer(inlineLayer, { excludeTestServices: true })("PostgresReadModel.inline", (i
       assert.strictEqual(yield* balances.query.balance("a"), 4)
     }))
 })
+
+const stackedLayer = Layer.unwrap(Effect.map(schemaOf, (schema) =>
+  CommandExecutor.layer().pipe(
+    Layer.provideMerge(PostgresReadModel.inline(balancesOptions(schema, "rm_outer")).layer),
+    Layer.provideMerge(PostgresReadModel.inline(balancesOptions(schema, "rm_inner")).layer)
+  ))).pipe(Layer.provideMerge(Base))
+
+layer(stackedLayer, { excludeTestServices: true })("stacked inline read models", (it) => {
+  it.effect("all of them and the append commit together, or none", () =>
+    Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const outer = yield* PostgresReadModel.inline(balancesOptions(schema, "rm_outer")).readModel
+      const inner = yield* PostgresReadModel.inline(balancesOptions(schema, "rm_inner")).readModel
+      yield* CommandExecutor.execute(Deposit, { account: "s", amount: 2 })
+      assert.deepStrictEqual([yield* outer.query.balance("s"), yield* inner.query.balance("s")], [2, 2])
+      const failed = yield* Effect.exit(CommandExecutor.execute(Deposit, { account: "s", amount: 13 }))
+      assert.strictEqual(failed._tag, "Failure")
+      assert.deepStrictEqual([yield* outer.query.balance("s"), yield* inner.query.balance("s")], [2, 2])
+      assert.strictEqual((yield* EventStore.readStream(Account.makeUnsafe("s"))).version, 1)
+    }))
+})
