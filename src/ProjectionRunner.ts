@@ -182,6 +182,13 @@ export interface Options {
    * The backoff starts over once processing gets something done.
    */
   readonly retry?: Schedule.Schedule<unknown, EventStoreError> | undefined
+  /**
+   * How often a durable runner holding the lock (or faulted) checks whether a rebuild was asked
+   * from outside this runner — `CheckpointStore.beginRebuild` in another process, e.g. the CLI's
+   * `projections rebuild` — and then rebuilds as `rebuild` does (default 2 seconds). A runner
+   * that processes events notices sooner: its next save finds the rebuild pending.
+   */
+  readonly rebuildCheck?: Duration.Input | undefined
 }
 
 /**
@@ -202,6 +209,19 @@ export const defaultRetry: Schedule.Schedule<unknown, EventStoreError> = Schedul
   Schedule.exponential("100 millis", 2),
   Schedule.spaced("5 seconds")
 ])
+
+/**
+ * How often a runner looks for a rebuild asked from outside it: 2 seconds.
+ *
+ * @example
+ * ```ts
+ * import { ProjectionRunner } from "eventcore"
+ *
+ * const options: ProjectionRunner.Options = { rebuildCheck: "500 millis" } // default ProjectionRunner.defaultRebuildCheck
+ * ```
+ * @since 0.3.0
+ */
+export const defaultRebuildCheck: Duration.Duration = Duration.seconds(2)
 
 /**
  * Renders a failure for a person: the error's message, or the pretty cause.
@@ -334,6 +354,7 @@ export const start = <E extends Event.Tagged, S, Err, R>(
       processing,
       reset,
       rebuildPending: checkpoints.rebuildPending(name),
+      rebuildCheck: Duration.fromInputUnsafe(options?.rebuildCheck ?? defaultRebuildCheck),
       retrySchedule: options?.retry ?? defaultRetry,
       progress,
       resumable

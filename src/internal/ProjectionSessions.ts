@@ -87,6 +87,11 @@ export interface Config<E, R> {
   readonly reset: Effect.Effect<void, unknown, R>
   /** Whether a rebuild begun earlier (by any runner, in any process) has not finished. */
   readonly rebuildPending: Effect.Effect<boolean, unknown, R>
+  /**
+   * How often a durable runner looks for a rebuild asked from outside (another process, the
+   * CLI): an idle runner saves nothing, so nothing else would tell it.
+   */
+  readonly rebuildCheck: Duration.Duration
   /** The pause between retries after transient store errors; a fresh run after progress. */
   readonly retrySchedule: Schedule.Schedule<unknown, EventStoreError>
   /** Set by processing whenever it gets something done: a later outage starts a fresh backoff. */
@@ -96,6 +101,20 @@ export interface Config<E, R> {
 }
 
 const neverLost: Lease = { lost: Effect.never }
+
+/**
+ * Completes once a rebuild is pending that this runner did not ask for (`beginRebuild` from
+ * another process, or the CLI), checking every `rebuildCheck`. A failed check is not this
+ * watcher's to report: processing meets the same store and fails (or retries) on its own.
+ */
+const externalRebuild = <E, R>(config: Config<E, R>): Effect.Effect<void, never, R> =>
+  Effect.gen(function*() {
+    while (true) {
+      yield* Effect.sleep(config.rebuildCheck)
+      const pending = yield* config.rebuildPending.pipe(Effect.orElseSucceed(() => false))
+      if (pending) return
+    }
+  })
 
 /**
  * One lock tenure: takes the lock, acts on the request that started it, processes until the
@@ -111,11 +130,11 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
     // A rebuild that began and did not finish (a crash, a reset that failed) is finished before
     // anything else is processed: it stays pending until it succeeds.
     let unfinished = config.durable && request?._tag !== "Rebuild" && (yield* config.rebuildPending)
+    if (unfinished) yield* Effect.logWarning(`eventcore: projection ${name}: finishing a rebuild begun earlier`)
     while (true) {
       // Before the request completes: once `rebuild` returns, `Live` means the new run's.
       yield* setStatus({ _tag: "CatchingUp" })
       if (unfinished || request?._tag === "Rebuild") {
-        if (unfinished) yield* Effect.logWarning(`eventcore: projection ${name}: finishing a rebuild begun earlier`)
         unfinished = false
         const exit = yield* Effect.exit(config.reset)
         if (request !== undefined) yield* Deferred.done(request.done, exit)
@@ -130,7 +149,8 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
       const winner = yield* Effect.raceAll([
         Effect.map(Fiber.await(fiber), (exit) => ({ _tag: "Exited" as const, exit })),
         Effect.as(lease.lost, { _tag: "Lost" as const }),
-        Effect.as(mailbox.rebuildAsked, { _tag: "Rebuild" as const })
+        Effect.as(mailbox.rebuildAsked, { _tag: "Rebuild" as const }),
+        ...(config.durable ? [Effect.as(externalRebuild(config), { _tag: "External" as const })] : [])
       ])
       yield* Fiber.interrupt(fiber)
       switch (winner._tag) {
@@ -140,13 +160,25 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
           if (failed._tag === "None" || !(failed.value instanceof CheckpointMoved)) {
             return yield* Effect.failCause(winner.exit.cause)
           }
-          // Another runner processed past us while we believed we held the lock: the batch
-          // was not saved (nor, if transactional, committed); resume from its checkpoint.
+          // A rebuild begun elsewhere (another process, the CLI) makes every save fail until
+          // it is done: do it, as `rebuild` would, rather than reload and fail again forever.
+          if (yield* config.rebuildPending) {
+            yield* Effect.logWarning(`eventcore: projection ${name}: a rebuild was asked from outside; rebuilding`)
+            unfinished = true
+            break
+          }
+          // Another runner processed past us while we believed we held the lock (or the
+          // checkpoint was reset): the batch was not saved (nor, if transactional, committed);
+          // resume from the checkpoint.
           yield* Effect.logWarning(`eventcore: projection ${name}: ${failed.value.message}; reloading it`)
           break
         }
         case "Lost":
           return "lost" as const
+        case "External":
+          yield* Effect.logWarning(`eventcore: projection ${name}: a rebuild was asked from outside; rebuilding`)
+          unfinished = true
+          break
         case "Rebuild":
           request = mailbox.take()
       }
@@ -172,7 +204,7 @@ export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, nev
      * `restart` ends the pause). Resumable before the status says so: whoever sees it can
      * restart.
      */
-    const pause = (status: Status, wait: Effect.Effect<void>) =>
+    const pause = (status: Status, wait: Effect.Effect<void, never, R>) =>
       Effect.gen(function*() {
         config.resumable.now = true
         yield* setStatus(status)
@@ -223,6 +255,13 @@ export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, nev
       yield* Effect.logError(`eventcore: projection ${name} faulted: ${described.message}`)
       backoff = undefined
       attempt = 0
-      pending = yield* pause({ _tag: "Faulted", ...described }, Effect.never)
+      // A rebuild asked from outside starts a faulted runner again, as `rebuild` does; one
+      // already pending (its reset is what failed) waits for `restart`, as before.
+      const alreadyPending = config.durable &&
+        (yield* config.rebuildPending.pipe(Effect.orElseSucceed(() => true)))
+      pending = yield* pause(
+        { _tag: "Faulted", ...described },
+        config.durable && !alreadyPending ? externalRebuild(config) : Effect.never
+      )
     }
   }).pipe(Effect.ensuring(config.mailbox.close))

@@ -1,0 +1,137 @@
+/**
+ * Rebuilds asked from outside a running runner (`CheckpointStore.beginRebuild` from another
+ * process, e.g. the CLI's `projections rebuild`): the runner notices — idle, on its periodic
+ * check; busy, on its next save — and rebuilds as its own `rebuild` does. A checkpoint reset
+ * from outside does not wedge it either.
+ */
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer, Ref, SubscriptionRef } from "effect"
+import { TestClock } from "effect/testing"
+import { CheckpointStore, CommandExecutor, EventStore, Projection, ProjectionRunner } from "eventcore"
+import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
+import { AccountEvents, Deposit, OpenAccount } from "../examples/banking/Account.ts"
+
+const Live = Layer.mergeAll(CommandExecutor.layer(), MemoryProjections.layer).pipe(
+  Layer.provideMerge(MemoryEventStore.layer)
+)
+
+const seed = (accounts: number, deposits: number) =>
+  Effect.gen(function*() {
+    for (let a = 0; a < accounts; a++) yield* CommandExecutor.execute(OpenAccount, { account: `acc-${a}`, owner: "o" })
+    for (let d = 0; d < deposits; d++) {
+      yield* CommandExecutor.execute(Deposit, { account: `acc-${d % accounts}`, amount: 1 + d })
+    }
+  })
+
+const head = EventStore.EventStore.use((store) => store.head)
+const checkpoints = CheckpointStore.CheckpointStore
+
+/** Counts how often each event was applied (a count above 1 is a double apply) and each reset. */
+const counting = (applied: Map<string, number>, resets: Ref.Ref<number>, failing?: Ref.Ref<boolean>) =>
+  Projection.make({
+    name: "counting",
+    events: AccountEvents,
+    handle: (_event, stored) =>
+      Effect.gen(function*() {
+        if (failing !== undefined && (yield* Ref.get(failing))) return yield* Effect.fail(new Error("handler broke"))
+        applied.set(stored.eventId, (applied.get(stored.eventId) ?? 0) + 1)
+      }),
+    reset: Effect.andThen(Ref.update(resets, (n) => n + 1), Effect.sync(() => applied.clear())),
+    checkpoint: { everyEvents: 1 }
+  })
+
+/** Completes once `resets` has reached `n`, moving the TestClock on meanwhile (the periodic check). */
+const awaitResets = (resets: Ref.Ref<number>, n: number) =>
+  Effect.gen(function*() {
+    while ((yield* Ref.get(resets)) < n) {
+      yield* TestClock.adjust("1 second")
+      yield* Effect.yieldNow
+    }
+  })
+
+const appliedOnce = (applied: Map<string, number>) => [...applied.values()].every((n) => n === 1)
+
+it.effect("an idle live runner notices a rebuild asked from outside within its check interval, and rebuilds", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(2, 6)
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets))
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(applied.size, 8)
+
+      // another process (the CLI) marks the rebuild; nothing is appended, so no save tells the runner
+      yield* (yield* checkpoints).beginRebuild("counting")
+      yield* awaitResets(resets, 1)
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(applied.size, 8)
+      assert.isTrue(appliedOnce(applied), "an event was applied twice")
+      assert.isFalse(yield* (yield* checkpoints).rebuildPending("counting"))
+      assert.strictEqual(yield* (yield* checkpoints).load("counting"), yield* head)
+      assert.strictEqual((yield* runner.metrics).processed, 8) // counted again from the start
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a busy runner notices on its next save (CheckpointMoved), without waiting for the check", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(2, 4)
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets), { rebuildCheck: "1 hour" })
+      yield* runner.awaitPosition(yield* head)
+      yield* (yield* checkpoints).beginRebuild("counting")
+      // the clock does not move: the save of the next batch is what tells the runner
+      yield* CommandExecutor.execute(Deposit, { account: "acc-0", amount: 50 })
+      while ((yield* Ref.get(resets)) < 1) yield* Effect.yieldNow
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(applied.size, 7)
+      assert.isTrue(appliedOnce(applied))
+      assert.isFalse(yield* (yield* checkpoints).rebuildPending("counting"))
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a checkpoint reset from outside does not wedge the runner: it goes on from the start", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 3)
+      const seen = new Set<string>()
+      const runner = yield* ProjectionRunner.start(Projection.make({
+        name: "idempotent",
+        events: AccountEvents,
+        handle: (_event, stored) => Effect.sync(() => void seen.add(stored.eventId)),
+        checkpoint: { everyEvents: 1 }
+      }))
+      yield* runner.awaitPosition(yield* head)
+      yield* (yield* checkpoints).reset("idempotent")
+      yield* CommandExecutor.execute(Deposit, { account: "acc-0", amount: 7 })
+      const last = yield* head
+      // its save fails (CheckpointMoved), it reloads (no checkpoint) and processes from the start
+      while ((yield* (yield* checkpoints).load("idempotent")) !== last) yield* Effect.yieldNow
+      yield* runner.awaitPosition(last)
+      assert.strictEqual(seen.size, 5)
+      assert.strictEqual((yield* SubscriptionRef.get(runner.status))._tag, "Live")
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a faulted runner is started again by a rebuild asked from outside", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const failing = yield* Ref.make(true)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets, failing))
+      yield* runner.awaitStatus("Faulted")
+      yield* Ref.set(failing, false) // the fix is deployed
+      yield* (yield* checkpoints).beginRebuild("counting")
+      yield* awaitResets(resets, 1)
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(applied.size, 3)
+      assert.isTrue(appliedOnce(applied))
+    }).pipe(Effect.provide(Live))
+  ))
