@@ -33,6 +33,7 @@ export {
 export * as Event from "./Event.ts"
 export * as EventId from "./EventId.ts"
 export * as EventStore from "./EventStore.ts"
+export * as Health from "./Health.ts"
 export * as Metadata from "./Metadata.ts"
 export * as Metrics from "./Metrics.ts"
 export * as Position from "./Position.ts"

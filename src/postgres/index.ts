@@ -26,6 +26,11 @@ export * as PostgresDeadLetterStore from "./PostgresDeadLetterStore.ts"
 export * as PostgresEventStore from "./PostgresEventStore.ts"
 
 /**
+ * @since 0.3.0
+ */
+export * as PostgresHealth from "./PostgresHealth.ts"
+
+/**
  * @since 0.1.0
  */
 export * as PostgresProjection from "./PostgresProjection.ts"

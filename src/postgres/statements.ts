@@ -16,7 +16,7 @@ const horizon = (schema: string) =>
   `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ${schema}.tx_offset())::text::xid8`
 
 /** Visible to global reads: transactions below the horizon, all finished. */
-const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
+export const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
 
 /**
  * One call of the append function. Parameters: boundary stream ids, expected versions
