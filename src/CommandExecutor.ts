@@ -275,7 +275,13 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
       // metadata, the context metrics are recorded in); one more observes how it ended.
       const execution = Effect.withFiber((fiber) => {
         const clock = fiber.getRef(Clock.Clock)
-        const env: Attempt.Environment = { store, clock, random: fiber.getRef(Random.Random), context: fiber.context }
+        const env: Attempt.Environment = {
+          store,
+          clock,
+          random: fiber.getRef(Random.Random),
+          context: fiber.context,
+          traced: Telemetry.tracing(fiber)
+        }
         const now = clock.currentTimeMillisUnsafe()
         const track: Telemetry.Execution = { command: command.name, started: now, attempts: 0 }
         const run = (): Effect.Effect<ExecutionResult, Err | ExecuteError, R> => {
@@ -295,7 +301,8 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
           const state: Attempt.Execution = { unsettled: [], idempotency: claim }
           let once = Effect.suspend(() => {
             track.attempts++
-            return Attempt.run(anyInput, input, metadata, env, state)
+            const attempt = Attempt.run(anyInput, input, metadata, env, state)
+            return env.traced ? Attempt.traced(attempt, track.attempts) : attempt
           })
           if (transientRetry !== undefined) {
             once = retryAfterFirstFailure(once, transientRetry, isTransient, "transient-failure", command.name)

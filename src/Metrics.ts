@@ -169,21 +169,21 @@ export const subscriptionEvents = Metric.counter("eventcore.subscription.events"
 })
 
 /**
- * Events a projection runner handled, by `projection` and `outcome`: `processed`, or
- * `dead_lettered` (skipped by the failure policy and recorded in the dead letters). Rolled-back
- * batches of a transactional projection are not counted.
+ * Events a projection runner handled, by `projection` and `outcome`: `processed`, or `skipped`
+ * (failed, skipped by the failure policy and recorded in the dead letters; the runner's
+ * `metrics.skipped`). Rolled-back batches of a transactional projection are not counted.
  *
  * @example
  * ```ts
  * import { Metric } from "effect"
  * import { Metrics } from "eventcore"
  *
- * const poison = Metric.value(Metric.withAttributes(Metrics.projectionEvents, { projection: "balances", outcome: "dead_lettered" }))
+ * const poison = Metric.value(Metric.withAttributes(Metrics.projectionEvents, { projection: "balances", outcome: "skipped" }))
  * ```
  * @since 0.3.0
  */
 export const projectionEvents = Metric.counter("eventcore.projection.events", {
-  description: "Events handled by projection runners, by projection and outcome (processed, dead_lettered)",
+  description: "Events handled by projection runners, by projection and outcome (processed, skipped)",
   incremental: true
 })
 

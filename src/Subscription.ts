@@ -92,9 +92,12 @@ const pages = <A>(
         const live = options.live ?? true
         const initialState: ReadState = { after: start, waiting: false, signalled: undefined }
         return Stream.paginate(initialState, (state: ReadState) => {
-          const read = Effect.map(
-            store.readPage({ after: state.after, filter: options.filter, limit }),
-            (page) => {
+          // Each page read is a span (when a tracer records them), a child of the subscriber's.
+          const read = Telemetry.span("Subscription.page", (span) => {
+            span?.attribute("eventcore.page.after", state.after)
+            span?.attribute("eventcore.page.live", state.waiting)
+            return Effect.map(store.readPage({ after: state.after, filter: options.filter, limit }), (page) => {
+              span?.attribute("eventcore.events", page.events.length)
               Telemetry.observePage(page.events.length, context)
               const caughtUp = page.end && (page.events.length > 0 || page.next !== state.signalled)
               const result: Read = { events: page.events, next: page.next, caughtUp }
@@ -106,9 +109,13 @@ const pages = <A>(
                   signalled: caughtUp ? page.next : state.signalled
                 })
               return [emit(result), next] as const
-            }
-          )
-          return state.waiting ? Effect.andThen(store.awaitAppend(state.after), read) : read
+            })
+          })
+          // Waiting for a commit polls the store (every `pollInterval` on PostgreSQL): traced, a
+          // live subscriber would fill the traces with them. The page it leads to is traced.
+          return state.waiting
+            ? Effect.andThen(Effect.withTracerEnabled(store.awaitAppend(state.after), false), read)
+            : read
         })
       }))
     })

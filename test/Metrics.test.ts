@@ -73,7 +73,7 @@ describe("metrics", () => {
       chaos: { operations: { append: { conflict: 1 } } }
     }))))
 
-  it.effect("subscription pages and events; projection events processed and dead-lettered, and lag", () =>
+  it.effect("subscription pages and events; projection events processed and skipped, and lag", () =>
     fresh(Effect.scoped(Effect.gen(function*() {
       for (const amount of [1, 2, 3, 13, 4]) yield* CommandExecutor.execute(Deposit, { account: "3", amount })
       const read = yield* Stream.runCollect(Subscription.stream({ from: "start", live: false }))
@@ -89,7 +89,7 @@ describe("metrics", () => {
       const last = yield* EventStore.EventStore.use((s) => s.head)
       yield* runner.awaitPosition(last)
       const processed = yield* valueOf(Metrics.projectionEvents, { projection: "unlucky", outcome: "processed" })
-      const dead = yield* valueOf(Metrics.projectionEvents, { projection: "unlucky", outcome: "dead_lettered" })
+      const dead = yield* valueOf(Metrics.projectionEvents, { projection: "unlucky", outcome: "skipped" })
       assert.deepStrictEqual([processed.count, dead.count], [4, 1])
       const lagMillis = yield* valueOf(Metrics.projectionLagMillis, { projection: "unlucky" })
       assert.isAtLeast(lagMillis.value, 0)

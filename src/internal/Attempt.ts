@@ -5,9 +5,15 @@
  *
  * @internal
  */
-import { type Clock, type Context, Effect, type Random } from "effect"
+import { Cause, type Clock, type Context, Effect, Exit, Predicate, type Random } from "effect"
 import * as Command from "../Command.ts"
-import { DiscoveryLimitExceeded, EventDecodeError, type InvalidInput, UndeclaredStream } from "../Errors.ts"
+import {
+  type ConcurrencyConflict,
+  DiscoveryLimitExceeded,
+  EventDecodeError,
+  type InvalidInput,
+  UndeclaredStream
+} from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as EventId from "../EventId.ts"
 import type * as EventStore from "../EventStore.ts"
@@ -31,6 +37,8 @@ export interface Environment {
   readonly random: Random.Random
   /** The executing fiber's context, where metrics are recorded. */
   readonly context: Context.Context<never>
+  /** Whether a tracer records spans (`Telemetry.tracing`): then attempts and discovery get spans. */
+  readonly traced: boolean
 }
 
 /** What the attempts of one execution learn from each other. */
@@ -271,9 +279,50 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
         keep(reads)
         const state = fold(anyCommand, command.initial, entries, reads)
         if (state instanceof EventDecodeError) return Effect.fail(state)
-        return command.discover === undefined
-          ? settleThenDecide(state)
-          : Effect.flatMap(discover(state, 1), settleThenDecide)
+        if (command.discover === undefined) return settleThenDecide(state)
+        const discovery = discover(state, 1)
+        return Effect.flatMap(
+          env.traced ? tracedDiscovery(discovery, boundary, entries.length) : discovery,
+          settleThenDecide
+        )
       }
     )
   })
+
+/** Discovery in a span of its own: how many streams it added to the boundary. */
+const tracedDiscovery = <A, E, R>(
+  discovery: Effect.Effect<A, E, R>,
+  boundary: ReadonlyMap<StreamId, unknown>,
+  declared: number
+): Effect.Effect<A, E, R> =>
+  Effect.useSpan("CommandExecutor.discover", (span) =>
+    Effect.withParentSpan(
+      Effect.ensuring(discovery, Effect.sync(() => span.attribute("eventcore.discovered", boundary.size - declared))),
+      span,
+      { captureStackTrace: false }
+    ))
+
+/**
+ * One attempt in a span of its own (`CommandExecutor.attempt`, a child of the command's span):
+ * its number, and how it ended. The store's reads and append are its children.
+ */
+export const traced = <A, E, R>(attempt: Effect.Effect<A, E, R>, number: number): Effect.Effect<A, E, R> =>
+  Effect.useSpan(
+    "CommandExecutor.attempt",
+    { attributes: { "eventcore.attempt": number } },
+    (span) =>
+      Effect.withParentSpan(
+        Effect.onExit(attempt, (exit) =>
+          Effect.sync(() => {
+            span.attribute("eventcore.outcome", Telemetry.outcomeOf(exit))
+            if (Exit.isSuccess(exit)) return
+            const error: unknown = exit.cause.reasons.find(Cause.isFailReason)?.error
+            if (Predicate.isTagged(error, "ConcurrencyConflict")) {
+              const conflicts = (error as ConcurrencyConflict).conflicts
+              span.attribute("eventcore.conflicting_streams", conflicts.map((c) => c.streamId))
+            }
+          })),
+        span,
+        { captureStackTrace: false }
+      )
+  )

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Context, Exit, Metric, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, Metric, Tracer } from "effect"
 import type { ConcurrencyConflict } from "../Errors.ts"
 import {
   appendDuration,
@@ -66,6 +66,31 @@ const series = {
   projectionLagEvents: gaugeSeries(...describe(projectionLagEvents))
 }
 
+/**
+ * Whether spans made in this fiber reach a tracer that records them. Effect's native tracer
+ * (the default) keeps spans in memory and exports nothing: below the command's own span,
+ * EventCore makes spans only for another tracer, so an in-memory command does not pay for
+ * spans nobody can see.
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
+ * Runs `body` in a span named `name` when the fiber's tracer records spans (see `tracing`),
+ * else without one (`body` then gets `undefined`). `body` runs when the span has started, and
+ * sets its attributes, so none are built when nothing records them; what it returns runs as
+ * the span's child. One step when nothing records spans.
+ */
+export const span = <A, E, R>(
+  name: string,
+  body: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) =>
+    tracing(fiber)
+      ? Effect.useSpan(name, (span) => Effect.withParentSpan(body(span, fiber), span, { captureStackTrace: false }))
+      : body(undefined, fiber)
+  )
+
 /** What the executor knows of one execution while it runs. */
 export interface Execution {
   readonly command: string
@@ -90,7 +115,8 @@ export const conflictRetryable = (error: unknown, context: Context.Context<never
   return true
 }
 
-const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+/** A command's (or one attempt's) outcome: `ok`, `refused`, `conflict`, `invalid` or `error`. */
+export const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "ok"
   const failure = exit.cause.reasons.find(Cause.isFailReason)
   if (failure === undefined) return "error"
@@ -171,24 +197,27 @@ export const observePage = (events: number, context: Context.Context<never>): vo
   if (events > 0) subscriptionEvents.updateUnsafe(events, context)
 }
 
-/** Records a projection batch's processed and dead-lettered events. */
+/**
+ * Records a projection batch's events: `processed`, and `skipped` (failed, skipped by the
+ * failure policy and recorded in the dead letters), as the runner counts them.
+ */
 export const observeProjectionBatch = (
   projection: string,
   processed: number,
-  deadLettered: number,
+  skipped: number,
   context: Context.Context<never>
 ): void => {
-  // `processed` counts every event handled, dead-lettered ones included.
-  const ok = processed - deadLettered
+  // `processed` counts every event handled, skipped ones included (as the runner's `processed`).
+  const ok = processed - skipped
   if (ok > 0) {
     series.projectionEvents(`${projection}\u0000processed`, { projection, outcome: "processed" }).updateUnsafe(
       ok,
       context
     )
   }
-  if (deadLettered > 0) {
-    series.projectionEvents(`${projection}\u0000dead_lettered`, { projection, outcome: "dead_lettered" })
-      .updateUnsafe(deadLettered, context)
+  if (skipped > 0) {
+    series.projectionEvents(`${projection}\u0000skipped`, { projection, outcome: "skipped" })
+      .updateUnsafe(skipped, context)
   }
 }
 

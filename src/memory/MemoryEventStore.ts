@@ -7,6 +7,7 @@
 import { Clock, DateTime, Effect, Layer, Result, type Schema } from "effect"
 import { ConcurrencyConflict, InvalidInput, type VersionMismatch } from "../Errors.ts"
 import * as EventStore from "../EventStore.ts"
+import * as Telemetry from "../internal/Telemetry.ts"
 import type * as Metadata from "../Metadata.ts"
 import * as Position from "../Position.ts"
 import * as Serializer from "../Serializer.ts"
@@ -154,8 +155,12 @@ export const makeWith = (
     // The same checks, in the same order, as the PostgreSQL store: the request's shape and
     // payloads, then its idempotency key, then the versions, then the event ids.
     const append = (request: EventStore.AppendRequest) =>
-      Clock.clockWith((clock) =>
-        Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+      Telemetry.span(
+        "EventStore.append",
+        (span, fiber): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+          span?.attribute("eventcore.streams", request.streams.length)
+          span?.attribute("eventcore.events", request.events.length)
+          const clock = fiber.getRef(Clock.Clock)
           const encoded = EventStore.keepAppend(request, serializer, limits, keep)
           if (Result.isFailure(encoded)) return Effect.fail(encoded.failure)
           const claim = request.idempotency
@@ -216,11 +221,12 @@ export const makeWith = (
           }
           if (claim !== undefined) record(claim, result, millis)
           return Effect.succeed(result)
-        })
+        }
       )
 
     const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
-      Effect.suspend(() => {
+      Telemetry.span("EventStore.readStreams", (span) => {
+        span?.attribute("eventcore.streams", streamIds.length)
         const invalid = EventStore.validateStreamIds(streamIds)
         if (invalid !== undefined) return Effect.fail(invalid)
         return Effect.succeed(streamIds.map((streamId): EventStore.StreamRead => {
@@ -232,7 +238,7 @@ export const makeWith = (
       })
 
     const readPage = (options: EventStore.PageRequest) =>
-      Effect.suspend((): Effect.Effect<EventStore.Page, InvalidInput> => {
+      Telemetry.span("EventStore.readPage", (span): Effect.Effect<EventStore.Page, InvalidInput> => {
         const invalid = EventStore.validatePage(options)
         if (invalid !== undefined) return Effect.fail(invalid)
         const events: Array<StoredEvent> = []
@@ -245,10 +251,15 @@ export const makeWith = (
         const next = last !== undefined && Position.isAfter(last.position, options.after)
           ? last.position
           : options.after
+        span?.attribute("eventcore.page.after", options.after)
+        span?.attribute("eventcore.events", events.length)
         return Effect.succeed({ events, next, end: index >= log.length })
       })
 
-    const head = Effect.sync(() => log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)
+    const head = Telemetry.span(
+      "EventStore.head",
+      () => Effect.succeed(log.length === 0 ? Position.initial : (log[log.length - 1] as StoredEvent).position)
+    )
 
     const awaitAppend = (after: Position.Position) =>
       Effect.callback<void>((resume) => {
@@ -261,9 +272,11 @@ export const makeWith = (
       })
 
     const readIdempotencyKey = (key: string, notBefore: number) =>
-      Effect.sync((): EventStore.IdempotencyRecord | undefined => {
+      Telemetry.span("EventStore.readIdempotencyKey", () => {
         const found = recorded({ key, fingerprint: "", notBefore })
-        return found === undefined ? undefined : { fingerprint: found.fingerprint, result: found.result }
+        return Effect.succeed<EventStore.IdempotencyRecord | undefined>(
+          found === undefined ? undefined : { fingerprint: found.fingerprint, result: found.result }
+        )
       })
 
     // Every commit is visible at once: nothing ever waits behind a horizon here.

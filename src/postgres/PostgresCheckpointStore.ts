@@ -15,6 +15,7 @@ import type { InvalidInput } from "../Errors.ts"
 import type { Position } from "../Position.ts"
 import { fromSqlError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
+import * as Tracing from "./tracing.ts"
 
 /**
  * @since 0.1.0
@@ -61,7 +62,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     on conflict (name) do update set rebuild_pending = true, updated_at = now()`
   const rebuildPendingSql = `select rebuild_pending from ${schema}.checkpoints where name = $1`
 
-  return CheckpointStore.of({
+  const store = CheckpointStore.of({
     load: (name) =>
       sql.unsafe<{ readonly position: string }>(loadSql, [name]).pipe(
         Effect.map((rows) => rows[0]?.position as Position | undefined),
@@ -95,6 +96,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
         Effect.mapError((error) => fromSqlError("checkpoint rebuild", error))
       )
   })
+  // A span per operation (tracing.ts): a runner's checkpoint statements are never root spans.
+  return Tracing.checkpoints(store, { schema, database: Tracing.databaseOfClient(sql) })
 })
 
 /**

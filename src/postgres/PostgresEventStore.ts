@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { PgClient, PgTypes } from "@effect/sql-pg"
-import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema, type Tracer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { EventDecodeError, EventStoreError, InvalidInput } from "../Errors.ts"
@@ -43,6 +43,7 @@ import { OwnTransaction } from "./ownTransaction.ts"
 import * as Restore from "./Restore.ts"
 import { type EventRow, toStoredEvent } from "./rows.ts"
 import * as Statements from "./statements.ts"
+import * as Tracing from "./tracing.ts"
 import * as Wakeups from "./Wakeups.ts"
 
 /**
@@ -248,6 +249,17 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const limits = limitsOf(options)
   const wakeups = yield* Wakeups.make(pg, `${schema}_appended`)
 
+  // Each operation is a span (when a tracer records them) with the OpenTelemetry database
+  // attributes; @effect/sql-pg's own span for the statement is its child (tracing.ts).
+  const target: Tracing.Target = { schema, database: Tracing.databaseOf(pg.config) }
+  const traced = <A, E, R>(
+    operation: string,
+    collection: string,
+    body: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => Tracing.span(`EventStore.${operation}`, target, "SELECT", collection, body)
+  /** Records how many rows (events) a read returned, on its span. */
+  const returned = (span: Tracer.Span | undefined, rows: number) => span?.attribute("db.response.returned_rows", rows)
+
   const appendSql = Statements.append(schema)
   const readStreamsSql = Statements.readStreams(schema)
   const headSql = Statements.head(schema)
@@ -259,7 +271,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     (open): ErrorContext => ({ inTransaction: Option.isSome(open) })
   )
 
-  const append = Effect.fnUntraced(function*(request: AppendRequest) {
+  const appendUntraced = Effect.fnUntraced(function*(request: AppendRequest) {
     const encoded = encodeAppend(request, serializer, limits)
     if (Result.isFailure(encoded)) return yield* encoded.failure
     const recordedAt = yield* Clock.currentTimeMillis
@@ -310,7 +322,15 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     }, false)
   })
 
-  const readStreams = Effect.fnUntraced(function*(streamIds: ReadonlyArray<StreamId>) {
+  const append = (request: AppendRequest) =>
+    traced("append", "events", (span) => {
+      span?.attribute("db.stored_procedure.name", `${schema}.append`)
+      span?.attribute("eventcore.streams", request.streams.length)
+      span?.attribute("eventcore.events", request.events.length)
+      return appendUntraced(request)
+    })
+
+  const readStreamsUntraced = Effect.fnUntraced(function*(streamIds: ReadonlyArray<StreamId>) {
     const invalid = validateStreamIds(streamIds)
     if (invalid !== undefined) return yield* invalid
     if (streamIds.length === 0) return []
@@ -331,7 +351,17 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     })
   })
 
-  const readPage = Effect.fnUntraced(function*(request: PageRequest) {
+  const readStreams = (streamIds: ReadonlyArray<StreamId>) =>
+    traced("readStreams", "events", (span) => {
+      if (span === undefined) return readStreamsUntraced(streamIds)
+      span.attribute("eventcore.streams", streamIds.length)
+      return Effect.map(readStreamsUntraced(streamIds), (reads) => {
+        returned(span, reads.reduce((n, read) => n + read.events.length, 0))
+        return reads
+      })
+    })
+
+  const readPageUntraced = Effect.fnUntraced(function*(request: PageRequest) {
     const invalid = validatePage(request)
     if (invalid !== undefined) return yield* invalid
     const limit = request.limit
@@ -357,13 +387,25 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     }
   })
 
-  const head = sql.unsafe<{ tx_id: string; position: bigint }>(headSql).pipe(
-    Effect.map((rows) => {
-      const row = rows[0]
-      return row === undefined ? Position.initial : Position.make(BigInt(row.tx_id), row.position)
-    }),
-    Effect.mapError((error) => fromSqlError("head", error))
-  )
+  const readPage = (request: PageRequest) =>
+    traced("readPage", "events", (span) => {
+      if (span === undefined) return readPageUntraced(request)
+      span.attribute("eventcore.page.after", request.after)
+      span.attribute("eventcore.page.limit", request.limit)
+      return Effect.map(readPageUntraced(request), (page) => {
+        returned(span, page.events.length)
+        return page
+      })
+    })
+
+  const head = traced("head", "events", () =>
+    sql.unsafe<{ tx_id: string; position: bigint }>(headSql).pipe(
+      Effect.map((rows) => {
+        const row = rows[0]
+        return row === undefined ? Position.initial : Position.make(BigInt(row.tx_id), row.position)
+      }),
+      Effect.mapError((error) => fromSqlError("head", error))
+    ))
 
   // Live subscribers waiting now: the horizon monitor only queries while there are some.
   let waiting = 0
@@ -375,7 +417,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     yield* Effect.raceFirst(woken, Wakeups.sleepReal(pollInterval)).pipe(Effect.ensuring(Effect.sync(() => waiting--)))
   })
 
-  const readIdempotencyKey = (key: string, notBefore: number) =>
+  const readIdempotencyKeyUntraced = (key: string, notBefore: number) =>
     sql.unsafe<{ readonly fingerprint: string; readonly result: unknown }>(readKeySql, [
       key,
       PgTypes.timestamptz(notBefore)
@@ -390,6 +432,9 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
         )
       })
     )
+
+  const readIdempotencyKey = (key: string, notBefore: number) =>
+    traced("readIdempotencyKey", "idempotency_keys", () => readIdempotencyKeyUntraced(key, notBefore))
 
   const readHorizon = (filter: EventFilter | undefined, cap: number) => {
     const filters = filterClauses(filter, 2)
@@ -419,7 +464,9 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
 
   const horizonWarning = Duration.fromInputUnsafe(options?.horizonWarning ?? defaultHorizonWarning)
   yield* Horizon.monitor({
-    read: readHorizon,
+    // Polling, every few seconds while subscribers wait: not traced (its gauges and warning say
+    // what it finds); `horizon()` asked for is.
+    read: (filter, cap) => Effect.withTracerEnabled(readHorizon(filter, cap), false),
     waiting: () => waiting,
     threshold: horizonWarning,
     interval: Duration.min(horizonWarning, Duration.seconds(5)),
@@ -433,7 +480,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     head,
     awaitAppend,
     readIdempotencyKey,
-    horizon: (options) => readHorizon(options?.filter, options?.cap ?? Horizon.defaultCap)
+    horizon: (options) =>
+      traced("horizon", "events", () => readHorizon(options?.filter, options?.cap ?? Horizon.defaultCap))
   })
 })
 
