@@ -49,6 +49,11 @@ export class DeadLetterStore extends Context.Service<DeadLetterStore, {
   readonly list: (projection?: string) => Effect.Effect<ReadonlyArray<DeadLetter>, EventStoreError>
   /** Forgets the dead letters of one projection (after a fix and a rebuild). */
   readonly clear: (projection: string) => Effect.Effect<void, EventStoreError>
+  /**
+   * Forgets one dead letter: the operator accepts that the projection skips that event for
+   * good. True when there was one to forget.
+   */
+  readonly discard: (projection: string, eventId: string) => Effect.Effect<boolean, EventStoreError>
 }>()("eventcore/DeadLetterStore") {}
 
 /**
@@ -66,3 +71,21 @@ export class DeadLetterStore extends Context.Service<DeadLetterStore, {
  */
 export const list = (projection?: string): Effect.Effect<ReadonlyArray<DeadLetter>, EventStoreError, DeadLetterStore> =>
   DeadLetterStore.use((store) => store.list(projection))
+
+/**
+ * Forgets one dead letter (the projection skips that event for good); true when there was
+ * one. To process skipped events after a fix instead, rebuild the projection (ADR 16).
+ *
+ * @example
+ * ```ts
+ * import { DeadLetterStore } from "eventcore"
+ *
+ * const forgotten = DeadLetterStore.discard("balances", "01890a5d-ac96-774b-bcce-b302099a8057")
+ * ```
+ * @since 0.3.0
+ */
+export const discard = (
+  projection: string,
+  eventId: string
+): Effect.Effect<boolean, EventStoreError, DeadLetterStore> =>
+  DeadLetterStore.use((store) => store.discard(projection, eventId))

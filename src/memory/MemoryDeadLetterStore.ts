@@ -32,7 +32,8 @@ export const make: Effect.Effect<DeadLetterStore["Service"]> = Effect.sync(() =>
     clear: (projection) =>
       Effect.sync(() => {
         for (const [k, letter] of letters) if (letter.projection === projection) letters.delete(k)
-      })
+      }),
+    discard: (projection, eventId) => Effect.sync(() => letters.delete(`${projection}\u0000${eventId}`))
   })
 })
 

@@ -281,3 +281,61 @@ export const run = Effect.fn("Migrations.run")(function*(
     return pending.map((migration) => migration.version)
   }))
 })
+
+/** What `run` creates first when missing: the schema and its `migrations` table (as `run` does). */
+const preamble = (schema: string): ReadonlyArray<string> => [
+  `create schema if not exists ${schema}`,
+  createMigrationsTable(schema)
+]
+
+/**
+ * What `run` would do to a schema, without doing it: the statements it would send, in order
+ * (creating the schema and its `migrations` table when missing, then each pending migration
+ * and the row recording it), and the versions already applied. Reads only.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * const dryRun = Effect.map(
+ *   Migrations.plan({ schema: "eventcore" }), // needs a SqlClient
+ *   ({ pending }) => pending.flatMap((migration) => migration.statements).join(";\n")
+ * )
+ * ```
+ * @since 0.3.0
+ */
+export const plan = Effect.fn("Migrations.plan")(function*(
+  options?: { readonly schema?: string | undefined }
+): Effect.fn.Return<
+  {
+    readonly applied: ReadonlyArray<{ readonly version: number; readonly name: string; readonly appliedAt: Date }>
+    readonly pending: ReadonlyArray<
+      { readonly version: number; readonly name: string; readonly statements: ReadonlyArray<string> }
+    >
+  },
+  SqlError | InvalidInput,
+  SqlClient.SqlClient
+> {
+  const schema = yield* parseSchemaName(options?.schema ?? defaultSchema)
+  const sql = yield* SqlClient.SqlClient
+  const found = yield* sql.unsafe<{ readonly found: boolean }>("select to_regclass($1) is not null as found", [
+    `${schema}.migrations`
+  ])
+  const applied = found[0]?.found === true
+    ? (yield* sql.unsafe<{ readonly version: number; readonly name: string; readonly applied_at: Date }>(
+      `select version, name, applied_at from ${schema}.migrations order by version`
+    )).map((row) => ({ version: Number(row.version), name: row.name, appliedAt: row.applied_at }))
+    : []
+  const done = new Set(applied.map((row) => row.version))
+  const pending = all.filter((migration) => !done.has(migration.version)).map((migration, i) => ({
+    version: migration.version,
+    name: migration.name,
+    statements: [
+      ...(i === 0 && found[0]?.found !== true ? preamble(schema) : []),
+      ...migration.statements(schema),
+      `insert into ${schema}.migrations (version, name) values (${migration.version}, '${migration.name}')`
+    ]
+  }))
+  return { applied, pending }
+})

@@ -99,6 +99,15 @@ export const make = Effect.fnUntraced(function*(
       sql.unsafe(`delete from ${schema}.dead_letters where projection = $1`, [projection]).pipe(
         Effect.asVoid,
         Effect.mapError((error) => fromSqlError("dead letter clear", error))
+      ),
+    discard: (projection, eventId) =>
+      // The id is compared as text: a malformed one matches nothing rather than failing the cast.
+      sql.unsafe<{ readonly discarded: number }>(
+        `delete from ${schema}.dead_letters where projection = $1 and event_id::text = lower($2) returning 1 as discarded`,
+        [projection, eventId]
+      ).pipe(
+        Effect.map((rows) => rows.length > 0),
+        Effect.mapError((error) => fromSqlError("dead letter discard", error))
       )
   })
 })
