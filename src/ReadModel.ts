@@ -7,9 +7,11 @@
  *
  * @since 0.3.0
  */
-import { Effect, type Scope, SubscriptionRef } from "effect"
+import { Duration, Effect, type Scope, Stream, SubscriptionRef } from "effect"
+import * as BlueGreenModule from "./BlueGreen.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { DeadLetterStore } from "./DeadLetterStore.ts"
+import { type EventStoreError, InvalidInput } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import type * as EventStore from "./EventStore.ts"
 import type * as Position from "./Position.ts"
@@ -40,6 +42,11 @@ export type Written = Position.Position | { readonly position?: Position.Positio
  */
 export interface ReadModel<Q extends Queries> {
   readonly name: string
+  /**
+   * Which version of the read model this is (1 unless given). Versions are built beside each
+   * other for blue/green rebuilds (`blueGreen`).
+   */
+  readonly version: number
   /** The queries, answering from what the read model has applied so far. */
   readonly query: Q
   /** The queries, each first waiting until the read model has applied `written`. */
@@ -78,7 +85,8 @@ export const positionOf = (written: Written): Position.Position | undefined =>
 export const make = <Q extends Queries>(
   name: string,
   query: Q,
-  awaitPositionOf: (position: Position.Position) => Effect.Effect<void>
+  awaitPositionOf: (position: Position.Position) => Effect.Effect<void>,
+  version = 1
 ): ReadModel<Q> => {
   const awaitPosition = (written: Written): Effect.Effect<void> => {
     const position = positionOf(written)
@@ -93,7 +101,7 @@ export const make = <Q extends Queries>(
     }
     return waiting as unknown as Q
   }
-  return { name, query, after, awaitPosition }
+  return { name, version, query, after, awaitPosition }
 }
 
 /**
@@ -180,19 +188,284 @@ export const memory = <E extends Event.Tagged, S, D extends StateQueries<S>>(
     readonly initial: S
     readonly apply: (state: S, event: E, stored: StoredEvent) => S
     readonly queries: D
+    /**
+     * The version (default 1): a version other than 1 runs under its own name,
+     * `BlueGreen.versionedName(name, version)`, beside the others (see `blueGreen`).
+     */
+    readonly version?: number | undefined
   }
 ): Effect.Effect<
-  ReadModel<QueriesOf<S, D>>,
-  never,
+  ReadModel<QueriesOf<S, D>> & { readonly runner: ProjectionRunner.Runner<S> },
+  InvalidInput,
   EventStore.EventStore | CheckpointStore | DeadLetterStore | ProjectionLock | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const { queries, ...projection } = options
-    const runner = yield* ProjectionRunner.start(Projection.fold(projection))
+    const { queries, version: given, ...projection } = options
+    const version = yield* BlueGreenModule.parseVersion(options.name, given ?? 1)
+    const runner = yield* ProjectionRunner.start(
+      Projection.fold({ ...projection, name: BlueGreenModule.versionedName(options.name, version) })
+    )
     const query: Record<string, (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown>> = {}
     for (const key of Object.keys(queries)) {
       const definition = queries[key] as unknown as (state: S, ...args: ReadonlyArray<unknown>) => unknown
       query[key] = (...args) => Effect.map(SubscriptionRef.get(runner.state), (state) => definition(state, ...args))
     }
-    return make(options.name, query as unknown as QueriesOf<S, D>, awaitRunner(options.name, runner))
+    const name = BlueGreenModule.versionedName(options.name, version)
+    return {
+      ...make(options.name, query as unknown as QueriesOf<S, D>, awaitRunner(name, runner), version),
+      runner
+    }
+  })
+
+/**
+ * What `blueGreen` needs of a runner: its progress, not its state.
+ *
+ * @since 0.3.0
+ */
+export type Running = Pick<
+  ProjectionRunner.Runner<unknown>,
+  "name" | "status" | "position" | "lag" | "awaitPosition" | "awaitStatus"
+>
+
+/**
+ * One version of a read model, kept by a runner in this process (`ReadModel.memory`,
+ * `PostgresReadModel.make`).
+ *
+ * @since 0.3.0
+ */
+export type WithRunner<Q extends Queries> = ReadModel<Q> & { readonly runner: Running }
+
+/**
+ * Several versions of a read model served as one (see `blueGreen`).
+ *
+ * @since 0.3.0
+ */
+export interface Versioned<Q extends Queries> extends ReadModel<Q> {
+  /**
+   * The version this instance answers from: the stored active version, read when it starts,
+   * after its own promotions at once, and every `refresh` (other processes' promotions).
+   */
+  readonly active: SubscriptionRef.SubscriptionRef<number>
+  /** The versions, by version. */
+  readonly versions: ReadonlyMap<number, WithRunner<Q>>
+  /**
+   * Makes `version` the active one, for every process. Refused with `NotCaughtUp` unless its
+   * runner has processed every event it wants (its `lag` is 0) — and, when the version serving
+   * here is live, until it has also applied what that one has, so readers never go back;
+   * `force: true` skips both checks (e.g. to roll back to an older version). Refused with
+   * `UnknownVersion` for a version this read model does not have.
+   */
+  readonly promote: (
+    version: number,
+    options?: { readonly force?: boolean | undefined }
+  ) => Effect.Effect<
+    void,
+    BlueGreenModule.NotCaughtUp | BlueGreenModule.UnknownVersion | EventStore.ReadError | EventStoreError
+  >
+}
+
+/**
+ * Blue/green rebuilds: serves several versions of a read model as one. Each version is its
+ * own read model — its own runner, checkpoint and (in PostgreSQL) tables — built beside the
+ * others; queries (`query`, `after`, `awaitPosition`) answer from the active version, stored
+ * in `BlueGreen.ActiveVersions` so that every process agrees and a restart keeps it (the
+ * lowest version given, when none is stored yet). A new version builds while the active one
+ * keeps answering; `promote` switches once it has caught up, or, with `promote:
+ * "whenCaughtUp"`, the newest version is promoted as soon as its runner here is live and
+ * caught up. Each call answers from one version: `after(written)` waits for that version and
+ * queries it. Other processes switch within `refresh` (default 1 second). Once no process
+ * serves the old version any more, stop its runner (deploy without it) and drop its tables.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Event, ReadModel } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * // version 2 counts deposits too; it builds beside version 1 and takes over once caught up
+ * const balances = (version: number) =>
+ *   ReadModel.memory({
+ *     name: "balances",
+ *     version,
+ *     events: Event.catalog(Deposited),
+ *     initial: { total: 0, deposits: 0 },
+ *     apply: (state, event) => ({ total: state.total + event.amount, deposits: state.deposits + (version === 1 ? 0 : 1) }),
+ *     queries: { total: (state) => state.total, deposits: (state) => state.deposits }
+ *   })
+ *
+ * const program = Effect.gen(function*() {
+ *   const model = yield* ReadModel.blueGreen({
+ *     name: "balances",
+ *     versions: [yield* balances(1), yield* balances(2)],
+ *     promote: "whenCaughtUp"
+ *   })
+ *   return yield* model.query.total() // from the active version
+ * })
+ * ```
+ * @since 0.3.0
+ */
+export const blueGreen = <Q extends Queries>(options: {
+  readonly name: string
+  readonly versions: ReadonlyArray<WithRunner<Q>>
+  /** `"manual"` (default): `promote` switches; `"whenCaughtUp"`: the newest version, once caught up. */
+  readonly promote?: "manual" | "whenCaughtUp" | undefined
+  /** How often the stored active version is read again (default 1 second). */
+  readonly refresh?: Duration.Input | undefined
+}): Effect.Effect<Versioned<Q>, InvalidInput | EventStoreError, BlueGreenModule.ActiveVersions | Scope.Scope> =>
+  Effect.gen(function*() {
+    const { name } = options
+    const store = yield* BlueGreenModule.ActiveVersions
+    const versions = new Map<number, WithRunner<Q>>()
+    for (const model of options.versions) {
+      if (model.name !== name || versions.has(model.version)) {
+        return yield* new InvalidInput({
+          subject: `versions of blue/green read model ${name}`,
+          path: [],
+          issue: model.name !== name
+            ? `version ${model.version} belongs to read model ${model.name}`
+            : `version ${model.version} is given twice`
+        })
+      }
+      versions.set(model.version, model)
+    }
+    const known = [...versions.keys()].toSorted((a, b) => a - b)
+    const lowest = known[0]
+    const newest = known[known.length - 1]
+    const oldest = lowest === undefined ? undefined : versions.get(lowest)
+    const candidate = newest === undefined ? undefined : versions.get(newest)
+    if (lowest === undefined || newest === undefined || oldest === undefined || candidate === undefined) {
+      return yield* new InvalidInput({
+        subject: `versions of blue/green read model ${name}`,
+        path: [],
+        issue: "no version given"
+      })
+    }
+    // A version this process does not have (a newer deployment promoted it): serve the newest
+    // one it has below it, which that deployment's runners may still keep, else the oldest.
+    const served = (stored: number) => {
+      if (versions.has(stored)) return stored
+      const below = known.filter((v) => v < stored)
+      return below[below.length - 1] ?? lowest
+    }
+    const warnUnknown = (stored: number) =>
+      versions.has(stored) ? Effect.void : Effect.logWarning(
+        `eventcore: read model ${name}: the active version is ${stored}, which this process does not have; serving version ${
+          served(stored)
+        }`
+      )
+    const initial = yield* store.initialize(name, lowest)
+    yield* warnUnknown(initial)
+    const active = yield* SubscriptionRef.make(served(initial))
+    const current = Effect.map(SubscriptionRef.get(active), (v) => versions.get(v) ?? oldest)
+
+    const promote = (version: number, promoteOptions?: { readonly force?: boolean | undefined }) =>
+      Effect.gen(function*() {
+        const target = versions.get(version)
+        if (target === undefined) return yield* new BlueGreenModule.UnknownVersion({ name, version, known })
+        if (promoteOptions?.force !== true) {
+          const status = yield* SubscriptionRef.get(target.runner.status)
+          if (status._tag === "Faulted" || status._tag === "Stopped" || status._tag === "Retrying") {
+            return yield* new BlueGreenModule.NotCaughtUp({ name, version, detail: `its runner is ${status._tag}` })
+          }
+          const lag = yield* target.runner.lag
+          if (lag.events > 0) {
+            return yield* new BlueGreenModule.NotCaughtUp({
+              name,
+              version,
+              detail: `${lag.events}${lag.capped ? " or more" : ""} events behind`
+            })
+          }
+          // Readers must not go back: the new version first gets as far as the serving one here.
+          const serving = yield* current
+          if (serving !== target && (yield* SubscriptionRef.get(serving.runner.status))._tag === "Live") {
+            yield* awaitRunner(target.runner.name, target.runner)(yield* SubscriptionRef.get(serving.runner.position))
+          }
+        }
+        yield* store.activate(name, version)
+        yield* SubscriptionRef.set(active, version)
+        yield* Effect.logInfo(`eventcore: read model ${name}: version ${version} is active`)
+      })
+
+    const refreshEvery = Duration.fromInputUnsafe(options.refresh ?? Duration.seconds(1))
+    let failing = false
+    yield* Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(refreshEvery)
+        const exit = yield* Effect.exit(store.get(name))
+        if (exit._tag === "Failure") {
+          // Queries go on from the version they have; say so once per outage, not every tick.
+          if (!failing) {
+            yield* Effect.logWarning(`eventcore: read model ${name}: cannot read its active version`, exit.cause)
+          }
+          failing = true
+          continue
+        }
+        failing = false
+        const stored = exit.value ?? 1
+        if (served(stored) !== (yield* SubscriptionRef.get(active))) {
+          yield* warnUnknown(stored)
+          yield* SubscriptionRef.set(active, served(stored))
+        }
+      }
+    }).pipe(Effect.forkScoped)
+
+    // Automatic promotion only ever moves forward: two processes promoting at once, or one
+    // started before an operator's promotion, never take the newer version back.
+    const promoteUpward = Effect.gen(function*() {
+      const lag = yield* candidate.runner.lag
+      if (lag.events > 0) return yield* Effect.fail("behind" as const)
+      const now = yield* store.activate(name, candidate.version, { onlyUpward: true })
+      yield* SubscriptionRef.set(active, served(now))
+      yield* Effect.logInfo(`eventcore: read model ${name}: version ${now} is active`)
+    })
+    if (options.promote === "whenCaughtUp") {
+      yield* Effect.gen(function*() {
+        while ((yield* SubscriptionRef.get(active)) < newest) {
+          yield* candidate.runner.awaitStatus("Live")
+          const exit = yield* Effect.exit(promoteUpward)
+          if (exit._tag === "Success") return
+          // Not yet: try again once it has processed more.
+          const at = yield* SubscriptionRef.get(candidate.runner.position)
+          yield* SubscriptionRef.changes(candidate.runner.position).pipe(
+            Stream.filter((p) => p !== at),
+            Stream.take(1),
+            Stream.runDrain
+          )
+        }
+      }).pipe(Effect.forkScoped)
+    }
+
+    const query: Record<string, (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>> = {}
+    for (const key of Object.keys(oldest.query)) {
+      query[key] = (...args) =>
+        Effect.flatMap(
+          current,
+          (model) => (model.query[key] as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>)(...args)
+        )
+    }
+    const after = (written: Written): Q => {
+      const waiting: Record<string, (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>> = {}
+      for (const key of Object.keys(oldest.query)) {
+        waiting[key] = (...args) =>
+          Effect.flatMap(
+            current,
+            (model) =>
+              (model.after(written)[key] as (...a: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>)(...args)
+          )
+      }
+      return waiting as unknown as Q
+    }
+    return {
+      name,
+      get version() {
+        return SubscriptionRef.getUnsafe(active)
+      },
+      query: query as unknown as Q,
+      after,
+      awaitPosition: (written: Written) => Effect.flatMap(current, (model) => model.awaitPosition(written)),
+      active,
+      versions,
+      promote
+    } satisfies Versioned<Q>
   })

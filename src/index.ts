@@ -15,6 +15,7 @@
  * ```
  * @since 0.1.0
  */
+export * as BlueGreen from "./BlueGreen.ts"
 export * as CheckpointStore from "./CheckpointStore.ts"
 export * as Command from "./Command.ts"
 export * as CommandExecutor from "./CommandExecutor.ts"

@@ -1,10 +1,11 @@
 /**
  * Everything a projection runner needs besides the event store, in memory: checkpoints,
- * dead letters, and an in-process lock.
+ * dead letters, an in-process lock, and the active versions of blue/green read models.
  *
  * @since 0.1.0
  */
 import { Layer } from "effect"
+import * as BlueGreen from "../BlueGreen.ts"
 import type { CheckpointStore } from "../CheckpointStore.ts"
 import type { DeadLetterStore } from "../DeadLetterStore.ts"
 import * as ProjectionLock from "../ProjectionLock.ts"
@@ -23,8 +24,11 @@ import * as MemoryDeadLetterStore from "./MemoryDeadLetterStore.ts"
  * ```
  * @since 0.1.0
  */
-export const layer: Layer.Layer<CheckpointStore | DeadLetterStore | ProjectionLock.ProjectionLock> = Layer.mergeAll(
+export const layer: Layer.Layer<
+  CheckpointStore | DeadLetterStore | ProjectionLock.ProjectionLock | BlueGreen.ActiveVersions
+> = Layer.mergeAll(
   MemoryCheckpointStore.layer,
+  BlueGreen.layerMemory,
   MemoryDeadLetterStore.layer,
   ProjectionLock.layerMemory
 )

@@ -217,6 +217,19 @@ $fn$`
 const txOffsetFunction = (s: string, offset: bigint): string =>
   `create or replace function ${s}.tx_offset() returns bigint language sql immutable parallel safe as $fn$ select ${offset}::bigint $fn$`
 
+const readModelVersions: Migration = {
+  version: 5,
+  name: "read_model_versions",
+  statements: (s) => [
+    // The version of each blue/green read model that readers are served from (BlueGreen.ts).
+    `create table ${s}.read_model_versions (
+      name text primary key,
+      active integer not null check (active >= 1),
+      updated_at timestamptz not null default now()
+    )`
+  ]
+}
+
 /**
  * Every migration, in version order. New versions are appended, never edited.
  *
@@ -229,7 +242,7 @@ const txOffsetFunction = (s: string, offset: bigint): string =>
  * ```
  * @since 0.1.0
  */
-export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust]
+export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust, readModelVersions]
 
 /**
  * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it

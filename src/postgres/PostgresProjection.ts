@@ -14,6 +14,7 @@ import type { PgClient } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import type { ActiveVersions } from "../BlueGreen.ts"
 import type { CheckpointStore } from "../CheckpointStore.ts"
 import type { DeadLetterStore } from "../DeadLetterStore.ts"
 import type { EventStoreError, InvalidInput } from "../Errors.ts"
@@ -22,6 +23,7 @@ import * as Projection from "../Projection.ts"
 import type { ProjectionLock } from "../ProjectionLock.ts"
 import type { StoredEvent } from "../StoredEvent.ts"
 import { fromSqlError } from "./errors.ts"
+import * as PostgresBlueGreen from "./PostgresBlueGreen.ts"
 import * as PostgresCheckpointStore from "./PostgresCheckpointStore.ts"
 import * as PostgresDeadLetterStore from "./PostgresDeadLetterStore.ts"
 import * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
@@ -89,9 +91,9 @@ export interface Options {
 }
 
 /**
- * The projection services on PostgreSQL: checkpoints and dead letters on the `SqlClient` in
- * context, in the store's schema, and the cross-process lock on a connection of its own opened
- * with the `PgClient`'s settings.
+ * The projection services on PostgreSQL: checkpoints, dead letters and the active versions of
+ * blue/green read models on the `SqlClient` in context, in the store's schema, and the
+ * cross-process lock on a connection of its own opened with the `PgClient`'s settings.
  *
  * @example
  * ```ts
@@ -109,12 +111,13 @@ export interface Options {
 export const layer = (
   options?: Options
 ): Layer.Layer<
-  CheckpointStore | DeadLetterStore | ProjectionLock,
+  CheckpointStore | DeadLetterStore | ProjectionLock | ActiveVersions,
   InvalidInput | SqlError,
   SqlClient.SqlClient | PgClient.PgClient
 > =>
   Layer.mergeAll(
     PostgresCheckpointStore.layer({ schema: options?.schema }),
+    PostgresBlueGreen.layer({ schema: options?.schema }),
     PostgresDeadLetterStore.layer({ schema: options?.schema }),
     PostgresProjectionLock.layer({ ...options?.lock, schema: options?.schema })
   )

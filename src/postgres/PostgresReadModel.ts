@@ -15,9 +15,10 @@
 import { DateTime, Effect, Layer, Result, type Scope } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
+import * as BlueGreen from "../BlueGreen.ts"
 import type { CheckpointStore } from "../CheckpointStore.ts"
 import type { DeadLetterStore } from "../DeadLetterStore.ts"
-import { EventDecodeError, EventStoreError } from "../Errors.ts"
+import { EventDecodeError, EventStoreError, type InvalidInput } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as EventStore from "../EventStore.ts"
 import * as Position from "../Position.ts"
@@ -158,10 +159,20 @@ const provideQueries = <D extends SqlQueries>(queries: D, sql: SqlClient.SqlClie
  * @since 0.3.0
  */
 export const make = <E extends Event.Tagged, Err, R, D extends SqlQueries>(
-  options: Options<E, Err, R, D>
+  options: Options<E, Err, R, D> & {
+    /**
+     * The version (default 1), for blue/green rebuilds (`ReadModel.blueGreen`): a version
+     * other than 1 runs under its own name, `BlueGreen.versionedName(name, version)` —
+     * checkpoint, lock, dead letters, and the default migrations table — beside the others.
+     * Give each version tables of its own (`BlueGreen.tableName(base, version)`).
+     */
+    readonly version?: number | undefined
+    /** The runner's settings (page size, retries, `rebuildCheck`). */
+    readonly runner?: ProjectionRunner.Options | undefined
+  }
 ): Effect.Effect<
   ReadModel.ReadModel<Provided<D>> & { readonly runner: ProjectionRunner.Runner<void> },
-  Migrator.MigrationError | SqlError,
+  Migrator.MigrationError | SqlError | InvalidInput,
   | SqlClient.SqlClient
   | EventStore.EventStore
   | CheckpointStore
@@ -171,15 +182,18 @@ export const make = <E extends Event.Tagged, Err, R, D extends SqlQueries>(
   | Exclude<R, SqlClient.SqlClient>
 > =>
   Effect.gen(function*() {
-    const { migrations, migrationsTable, queries, ...projection } = options
+    const { migrations, migrationsTable, queries, runner: runnerOptions, version: given, ...projection } = options
+    const version = yield* BlueGreen.parseVersion(options.name, given ?? 1)
+    const name = BlueGreen.versionedName(options.name, version)
     const sql = yield* SqlClient.SqlClient
-    yield* migrate(options.name, migrations, migrationsTable)
-    const transactional = yield* PostgresProjection.transactional(projection)
+    yield* migrate(name, migrations, migrationsTable)
+    const transactional = yield* PostgresProjection.transactional({ ...projection, name })
     const runner = yield* ProjectionRunner.start(
-      transactional as Projection.Projection<E, void, unknown, Exclude<R, SqlClient.SqlClient> | SqlClient.SqlClient>
+      transactional as Projection.Projection<E, void, unknown, Exclude<R, SqlClient.SqlClient> | SqlClient.SqlClient>,
+      runnerOptions
     )
     return {
-      ...ReadModel.make(options.name, provideQueries(queries, sql), ReadModel.awaitRunner(options.name, runner)),
+      ...ReadModel.make(options.name, provideQueries(queries, sql), ReadModel.awaitRunner(name, runner), version),
       runner
     }
   })

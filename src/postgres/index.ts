@@ -11,6 +11,11 @@
 export * as Migrations from "./Migrations.ts"
 
 /**
+ * @since 0.3.0
+ */
+export * as PostgresBlueGreen from "./PostgresBlueGreen.ts"
+
+/**
  * @since 0.1.0
  */
 export * as PostgresCheckpointStore from "./PostgresCheckpointStore.ts"

@@ -1,0 +1,213 @@
+/**
+ * Blue/green rebuilds in memory: version 2 of a read model builds beside version 1 while
+ * commands append and queries keep answering from version 1; a promotion before version 2 has
+ * caught up is refused; once it has, queries answer from version 2 — in every reader of the
+ * process, and after a restart.
+ */
+import { assert, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Layer, Schema, Scope, Stream, SubscriptionRef } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  BlueGreen,
+  Command,
+  CommandExecutor,
+  Event,
+  EventStore,
+  Position,
+  Projection,
+  ProjectionRunner,
+  ReadModel,
+  StreamCategory
+} from "eventcore"
+import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
+
+const Account = StreamCategory.make("account")
+const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+const Events = Event.catalog(Deposited)
+
+const Deposit = Command.make("Deposit", {
+  input: Schema.Struct({ account: Account.Id, amount: Schema.Number }),
+  events: Events,
+  streams: ({ account }) => ({ account }),
+  initial: undefined,
+  apply: (state) => state,
+  decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
+})
+
+const Live = Layer.mergeAll(CommandExecutor.layer(), MemoryProjections.layer).pipe(
+  Layer.provideMerge(MemoryEventStore.layer)
+)
+
+const head = EventStore.EventStore.use((store) => store.head)
+const deposit = (account: string, amount: number) => CommandExecutor.execute(Deposit, { account, amount })
+
+/** The queries every version answers; `source` says which version answered. */
+type Queries = {
+  readonly balance: (account: string) => Effect.Effect<number>
+  readonly source: () => Effect.Effect<string>
+}
+
+const idOf = (streamId: string) => Account.idOf(streamId) ?? streamId
+
+const version1 = ReadModel.memory({
+  name: "balances",
+  version: 1,
+  events: Events,
+  filter: Account.filter,
+  initial: new Map<string, number>(),
+  apply: (state, event, stored) =>
+    new Map(state).set(idOf(stored.streamId), (state.get(idOf(stored.streamId)) ?? 0) + event.amount),
+  queries: {
+    balance: (state, account: string) => state.get(account) ?? 0,
+    source: () => "v1"
+  }
+})
+
+/**
+ * Version 2, durable, whose handler waits at its third event until `gate` opens: it stays
+ * mid-build for as long as the test needs.
+ */
+const version2 = (gate: Deferred.Deferred<void>) =>
+  Effect.gen(function*() {
+    const balances = new Map<string, number>()
+    let applied = 0
+    const runner = yield* ProjectionRunner.start(Projection.make({
+      name: BlueGreen.versionedName("balances", 2),
+      events: Events,
+      filter: Account.filter,
+      handle: (event, stored) =>
+        Effect.andThen(
+          ++applied >= 3 ? Deferred.await(gate) : Effect.void,
+          Effect.sync(() =>
+            void balances.set(idOf(stored.streamId), (balances.get(idOf(stored.streamId)) ?? 0) + event.amount)
+          )
+        ),
+      reset: Effect.sync(() => balances.clear())
+    }))
+    const queries: Queries = {
+      balance: (account) => Effect.sync(() => balances.get(account) ?? 0),
+      source: () => Effect.succeed("v2")
+    }
+    return {
+      ...ReadModel.make("balances", queries, ReadModel.awaitRunner(runner.name, runner), 2),
+      runner
+    }
+  })
+
+const awaitActive = (model: ReadModel.Versioned<Queries>, version: number) =>
+  SubscriptionRef.changes(model.active).pipe(Stream.filter((v) => v === version), Stream.take(1), Stream.runDrain)
+
+it.effect("v2 builds beside v1, which keeps answering; a lagging v2 is refused; once caught up it serves everywhere", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* deposit("1", 5)
+      yield* deposit("2", 7)
+      yield* deposit("1", 1)
+      const v1 = yield* version1
+      yield* v1.runner.awaitPosition(yield* head)
+
+      const gate = yield* Deferred.make<void>()
+      const v2 = yield* version2(gate)
+      const model = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2] })
+      // another reader of the same read model in this process, created before the promotion
+      const reader = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2] })
+      assert.strictEqual(model.version, 1)
+      assert.strictEqual(yield* model.query.source(), "v1")
+      assert.strictEqual(yield* model.query.balance("1"), 6)
+
+      // v2 is mid-build: promoting it is refused, and nothing changes
+      const refused = yield* Effect.flip(model.promote(2))
+      assert.strictEqual(refused._tag, "NotCaughtUp")
+      assert.strictEqual(yield* (yield* BlueGreen.ActiveVersions).get("balances"), 1)
+      const unknown = yield* Effect.flip(model.promote(3))
+      assert.strictEqual(unknown._tag, "UnknownVersion")
+
+      // commands keep appending; queries keep answering, from v1, never empty
+      const result = yield* deposit("1", 10)
+      assert.strictEqual(yield* model.after(result).balance("1"), 16)
+      assert.strictEqual(yield* model.query.source(), "v1")
+      const built = yield* SubscriptionRef.get(v2.runner.position)
+      assert.isTrue(result.position !== undefined && Position.isAfter(result.position, built))
+
+      // v2 catches up; the promotion goes through
+      yield* Deferred.succeed(gate, undefined)
+      yield* v2.runner.awaitStatus("Live")
+      yield* v2.runner.awaitPosition(yield* head)
+      yield* model.promote(2)
+      assert.strictEqual(model.version, 2)
+      assert.strictEqual(yield* model.query.source(), "v2")
+      assert.strictEqual(yield* model.query.balance("1"), 16)
+      const later = yield* deposit("2", 1)
+      assert.strictEqual(yield* model.after(later).balance("2"), 8)
+
+      // every reader agrees: one created now at once, one created before on its next refresh
+      const fresh = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2] })
+      assert.strictEqual(yield* fresh.query.source(), "v2")
+      yield* TestClock.adjust("1 second")
+      yield* awaitActive(reader, 2)
+      assert.strictEqual(yield* reader.query.source(), "v2")
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("promote: \"whenCaughtUp\" switches to the newest version once its runner is live and caught up", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* deposit("1", 5)
+      const v1 = yield* version1
+      const gate = yield* Deferred.make<void>()
+      const v2 = yield* version2(gate)
+      const model = yield* ReadModel.blueGreen<Queries>({
+        name: "balances",
+        versions: [v1, v2],
+        promote: "whenCaughtUp"
+      })
+      yield* deposit("2", 1)
+      yield* deposit("2", 2)
+      assert.strictEqual(yield* model.after(yield* deposit("2", 3)).source(), "v1") // v2 waits at the gate
+      yield* Deferred.succeed(gate, undefined)
+      yield* awaitActive(model, 2)
+      assert.strictEqual(yield* model.query.source(), "v2")
+      assert.strictEqual(yield* model.query.balance("2"), 6)
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a restart keeps the active version", () =>
+  Effect.gen(function*() {
+    yield* deposit("1", 5)
+    const first = yield* Scope.make()
+    yield* Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      yield* Deferred.succeed(gate, undefined)
+      const v2 = yield* version2(gate)
+      const model = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [yield* version1, v2] })
+      yield* v2.runner.awaitPosition(yield* head)
+      yield* model.promote(2)
+    }).pipe(Scope.provide(first))
+    yield* Scope.close(first, Exit.void)
+
+    // the process starts again with both versions: it serves v2 at once
+    yield* Effect.scoped(Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const model = yield* ReadModel.blueGreen<Queries>({
+        name: "balances",
+        versions: [yield* version1, yield* version2(gate)]
+      })
+      assert.strictEqual(model.version, 2)
+      assert.strictEqual(yield* model.query.source(), "v2")
+    }))
+  }).pipe(Effect.provide(Live)))
+
+it.effect("versions must belong to the read model, once each", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const v1 = yield* version1
+      const twice = yield* Effect.flip(ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v1] }))
+      assert.match(twice.message, /version 1 is given twice/)
+      const other = yield* Effect.flip(ReadModel.blueGreen<Queries>({ name: "orders", versions: [v1] }))
+      assert.match(other.message, /belongs to read model balances/)
+      const bad = yield* Effect.flip(
+        ReadModel.memory({ name: "x", version: 0, events: Events, initial: 0, apply: (n) => n, queries: {} })
+      )
+      assert.strictEqual(bad._tag, "InvalidInput")
+    }).pipe(Effect.provide(Live))
+  ))

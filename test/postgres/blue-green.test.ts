@@ -1,0 +1,205 @@
+/**
+ * Blue/green rebuilds on PostgreSQL: version 2 of a read model builds in tables of its own
+ * beside version 1 while commands append and queries keep answering from version 1; promoting
+ * it before it has caught up is refused (from code and from the store alone, as the CLI does);
+ * once promoted, queries answer from version 2 in every process sharing the schema, and a
+ * process started later serves it at once.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { assert, layer } from "@effect/vitest"
+import { Deferred, Effect, Layer, Redacted, Schema, Stream, SubscriptionRef } from "effect"
+import { SqlClient } from "effect/sql"
+import { BlueGreen, Command, CommandExecutor, Event, EventStore, Position, ReadModel, StreamCategory } from "eventcore"
+import { PostgresBlueGreen, PostgresEventStore, PostgresProjection, PostgresReadModel } from "eventcore/postgres"
+import * as Harness from "./harness.ts"
+
+const Account = StreamCategory.make("account")
+const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+const Events = Event.catalog(Deposited)
+
+const Deposit = Command.make("Deposit", {
+  input: Schema.Struct({ account: Account.Id, amount: Schema.Number }),
+  events: Events,
+  streams: ({ account }) => ({ account }),
+  initial: undefined,
+  apply: (state) => state,
+  decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
+})
+
+const deposit = (account: string, amount: number) => CommandExecutor.execute(Deposit, { account, amount })
+const head = EventStore.EventStore.use((store) => store.head)
+
+/**
+ * One version of the balances read model, in tables of its own (`balances`, `balances_v2`).
+ * `gate`, when given, holds the handler at the fifth event until it opens: the version stays
+ * mid-build (two pages of two committed, the third waiting).
+ */
+const balances = (schema: string, version: number, gate?: Deferred.Deferred<void>) => {
+  const table = BlueGreen.tableName(`${schema}.balances`, version)
+  let handled = 0
+  return PostgresReadModel.make({
+    name: "balances",
+    version,
+    events: Events,
+    filter: Account.filter,
+    migrationsTable: `${table}_migrations`,
+    migrations: {
+      "1_create": Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql.unsafe(`create table if not exists ${table} (account text primary key, balance bigint not null)`)
+      )
+    },
+    handle: (event, stored) =>
+      Effect.andThen(
+        gate !== undefined && ++handled >= 5 ? Deferred.await(gate) : Effect.void,
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.unsafe(
+            `insert into ${table} as b values ($1, $2)
+             on conflict (account) do update set balance = b.balance + excluded.balance`,
+            [stored.streamId, event.amount]
+          ))
+      ),
+    reset: Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`truncate ${table}`)),
+    queries: {
+      total: () =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.map(
+            sql.unsafe<{ total: string | null }>(`select sum(balance)::text as total from ${table}`),
+            (rows) => Number(rows[0]?.total ?? 0)
+          )),
+      source: () => Effect.succeed(table)
+    },
+    runner: { pageSize: 2 }
+  })
+}
+
+/** Another process on the same schema: its own pool, lock connection and services. */
+const otherProcess = (url: string, schema: string) =>
+  Layer.mergeAll(CommandExecutor.layer(), PostgresProjection.layer({ schema })).pipe(
+    Layer.provideMerge(PostgresEventStore.layer({ schema })),
+    Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })),
+    Layer.orDie
+  )
+
+const awaitActive = (active: SubscriptionRef.SubscriptionRef<number>, version: number) =>
+  SubscriptionRef.changes(active).pipe(Stream.filter((v) => v === version), Stream.take(1), Stream.runDrain)
+
+const schemaOf = Harness.TestDatabase.useSync((db) => db.schema)
+
+layer(
+  Layer.unwrap(
+    Effect.map(schemaOf, (schema) => Layer.mergeAll(CommandExecutor.layer(), PostgresProjection.layer({ schema })))
+  ).pipe(Layer.provideMerge(Harness.layer({ maxConnections: 6 }))),
+  { excludeTestServices: true, timeout: "90 seconds" }
+)("blue/green read models on PostgreSQL", (it) => {
+  it.effect("v2 builds beside v1, a lagging v2 is refused, then it serves every process, and after a restart", () =>
+    Effect.gen(function*() {
+      const { schema, url } = yield* Harness.TestDatabase
+      for (let i = 0; i < 6; i++) yield* deposit(`${i % 3}`, 1 + i)
+      let expected = 21
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        const v1 = yield* balances(schema, 1)
+        yield* v1.runner.awaitPosition(yield* head)
+        const gate = yield* Deferred.make<void>()
+        const v2 = yield* balances(schema, 2, gate)
+        const model = yield* ReadModel.blueGreen({ name: "balances", versions: [v1, v2] })
+        assert.strictEqual(yield* model.query.source(), `${schema}.balances`)
+        assert.strictEqual(yield* model.query.total(), expected)
+
+        // v2 commits two pages, then waits at its fifth event: mid-build
+        yield* SubscriptionRef.changes(v2.runner.position).pipe(
+          Stream.filter((p) => p !== Position.initial),
+          Stream.take(1),
+          Stream.runDrain
+        )
+
+        // commands keep appending while queries keep answering, from v1, never empty
+        for (let i = 0; i < 3; i++) {
+          const result = yield* deposit(`${i}`, 10)
+          expected += 10
+          assert.strictEqual(yield* model.after(result).total(), expected)
+          assert.strictEqual(yield* model.query.source(), `${schema}.balances`)
+        }
+
+        // a promotion of the lagging v2 is refused: from code, and from the store alone
+        const refused = yield* Effect.flip(model.promote(2))
+        assert.strictEqual(refused._tag, "NotCaughtUp")
+        const refusedByStore = yield* Effect.flip(PostgresBlueGreen.promote("balances", 2, { schema }))
+        assert.strictEqual(refusedByStore._tag, "NotCaughtUp")
+        assert.match(refusedByStore.message, /behind/)
+        const unknown = yield* Effect.flip(PostgresBlueGreen.promote("balances", 7, { schema }))
+        assert.strictEqual(unknown._tag, "UnknownVersion")
+        const listed = yield* PostgresBlueGreen.versions("balances", { schema })
+        assert.deepStrictEqual(listed.map((v) => [v.version, v.name, v.active]), [
+          [1, "balances", true],
+          [2, "balances@v2", false]
+        ])
+        assert.isAbove(listed[1]?.behind ?? 0, 0)
+
+        // another process reads the same read model: its runners wait in Standby, it serves v1
+        const other = yield* Layer.build(otherProcess(url, schema))
+        const remote = yield* Effect.gen(function*() {
+          return yield* ReadModel.blueGreen({
+            name: "balances",
+            versions: [yield* balances(schema, 1), yield* balances(schema, 2)],
+            refresh: "100 millis"
+          })
+        }).pipe(Effect.provideContext(other))
+        assert.strictEqual(yield* remote.query.source(), `${schema}.balances`)
+
+        // v2 catches up; the promotion goes through; both processes answer from v2
+        yield* Deferred.succeed(gate, undefined)
+        yield* v2.runner.awaitStatus("Live")
+        yield* v2.runner.awaitPosition(yield* head)
+        yield* model.promote(2)
+        assert.strictEqual(yield* model.query.source(), `${schema}.balances_v2`)
+        assert.strictEqual(yield* model.query.total(), expected)
+        const result = yield* deposit("0", 5)
+        expected += 5
+        assert.strictEqual(yield* model.after(result).total(), expected)
+        yield* awaitActive(remote.active, 2)
+        assert.strictEqual(yield* remote.query.source(), `${schema}.balances_v2`)
+        assert.strictEqual(yield* remote.query.total(), expected)
+        // the store-level promotion of what is already active changes nothing
+        assert.deepStrictEqual(yield* PostgresBlueGreen.promote("balances", 2, { schema }), { previous: 2, active: 2 })
+      }))
+
+      // a process started later, with both versions, serves v2 at once
+      yield* Effect.scoped(Effect.gen(function*() {
+        const model = yield* ReadModel.blueGreen({
+          name: "balances",
+          versions: [yield* balances(schema, 1), yield* balances(schema, 2)]
+        })
+        assert.strictEqual(model.version, 2)
+        assert.strictEqual(yield* model.query.source(), `${schema}.balances_v2`)
+        assert.strictEqual(yield* model.query.total(), expected)
+      }))
+      const listed = yield* PostgresBlueGreen.versions("balances", { schema })
+      assert.deepStrictEqual(listed.map((v) => v.active), [false, true])
+    }))
+
+  it.effect("promote: \"whenCaughtUp\" switches once the new version is live and caught up", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const options = (version: number) =>
+        PostgresReadModel.make({
+          name: "auto",
+          version,
+          events: Events,
+          migrationsTable: `${BlueGreen.tableName(`${schema}.auto`, version)}_migrations`,
+          migrations: {},
+          handle: () => Effect.void,
+          queries: { version: () => Effect.succeed(version) }
+        })
+      yield* deposit("a", 1)
+      const model = yield* ReadModel.blueGreen({
+        name: "auto",
+        versions: [yield* options(1), yield* options(2)],
+        promote: "whenCaughtUp"
+      })
+      yield* awaitActive(model.active, 2)
+      assert.strictEqual(yield* model.query.version(), 2)
+      assert.strictEqual(yield* (yield* BlueGreen.ActiveVersions).get("auto"), 2)
+    })))
+})
