@@ -35,7 +35,7 @@ const run = (example: string, env: Readonly<Record<string, string>> = {}) =>
   })
 
 /** Runs an example on PostgreSQL in a schema of its own, dropped afterwards. */
-const onPostgres = (example: string) =>
+const onPostgres = (example: string, env: Readonly<Record<string, string>> = {}) =>
   Effect.gen(function*() {
     const url = yield* Harness.databaseUrl
     const schema = Harness.freshSchemaName()
@@ -43,7 +43,7 @@ const onPostgres = (example: string) =>
       const sql = yield* SqlClient.SqlClient
       yield* sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared
     }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })), Effect.orDie)
-    const outcome = yield* run(example, { DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
+    const outcome = yield* run(example, { ...env, DATABASE_URL: url, EVENTCORE_DEMO_SCHEMA: schema }).pipe(
       Effect.ensuring(dropSchema)
     )
     return { outcome, schema }
@@ -54,7 +54,7 @@ const succeeded = (outcome: Outcome, ...expected: ReadonlyArray<string>) => {
   for (const line of expected) assert.include(outcome.output, line)
 }
 
-const covered = ["banking", "ecommerce", "quickstart", "saga"]
+const covered = ["banking", "ecommerce", "health", "quickstart", "saga"]
 
 describe("examples", () => {
   it("every example directory is run below", () => {
@@ -107,6 +107,33 @@ describe("examples", () => {
       onPostgres("ecommerce"),
       ({ outcome }) => succeeded(outcome, "EventCore shop on the PostgreSQL store", ...shopHolds)
     ))
+
+  const healthAnswers = [
+    "GET /health/live -> 200 (status healthy, live true, ready true)",
+    "GET /health/ready -> 200 (status healthy, live true, ready true)",
+    "GET /health -> 200 (status healthy, live true, ready true)",
+    "projection:audit: healthy (live; caught up",
+    // a faulted projection: unhealthy, still live and ready
+    "GET /health/live -> 200 (status unhealthy, live true, ready true)",
+    "GET /health/ready -> 200 (status unhealthy, live true, ready true)",
+    "GET /health -> 503 (status unhealthy, live true, ready true)",
+    "projection:audit: unhealthy (faulted: Error: deposit"
+  ]
+
+  it.effect("health (npm run health) on the in-memory store: the endpoints answer for liveness, readiness, status", () =>
+    Effect.map(
+      run("health", { EVENTCORE_HEALTH_SELF_TEST: "1" }),
+      (outcome) => succeeded(outcome, "EventCore health endpoints on the in-memory store", ...healthAnswers)
+    ))
+
+  it.effect("health (DATABASE_URL=… npm run health) on PostgreSQL: the schema version checked too", () =>
+    Effect.map(onPostgres("health", { EVENTCORE_HEALTH_SELF_TEST: "1" }), ({ outcome, schema }) =>
+      succeeded(
+        outcome,
+        `EventCore health endpoints on PostgreSQL (schema ${schema})`,
+        `schema: healthy (schema ${schema} at version`,
+        ...healthAnswers
+      )))
 
   it.effect("saga: fulfilment confirms what stock allows and compensates the rest", () =>
     Effect.map(run("saga"), (outcome) =>

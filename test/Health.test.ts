@@ -156,7 +156,7 @@ describe("Health", () => {
       yield* TestClock.adjust("2 minutes")
       const report = yield* Health.check({ projections: [runner] })
       assert.strictEqual(report.status, "degraded")
-      assert.include(named(report, "projection:stuck").message, "1 events behind, the oldest 2m old")
+      assert.include(named(report, "projection:stuck").message, "1 event behind, the oldest 2m old")
       yield* Deferred.succeed(release, undefined)
     }).pipe(Effect.scoped, Effect.provide(Live)))
 

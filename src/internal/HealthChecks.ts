@@ -151,7 +151,8 @@ export const deadLetters = (counts: Readonly<Record<string, number>>, thresholds
   const which = Object.entries(counts).map(([name, n]) => `${name}: ${n}`).join(", ")
   return {
     status: total > thresholds.deadLetters ? "degraded" : "healthy",
-    message: `${total} events skipped by projections (${which}); see DeadLetterStore.list, fix, rebuild`,
+    message: `${total} event${total === 1 ? "" : "s"} skipped by projections (${which}); ` +
+      "see DeadLetterStore.list, fix the cause, rebuild",
     details
   }
 }
@@ -159,16 +160,21 @@ export const deadLetters = (counts: Readonly<Record<string, number>>, thresholds
 /** What lag says: more than `lagEvents` events or an oldest event older than `lagAge` degrade. */
 export const lag = (
   behind: { readonly events: number; readonly capped: boolean; readonly millis: number },
-  thresholds: Resolved
+  thresholds: Resolved,
+  where = "behind"
 ): { readonly status: Status; readonly message: string } => {
   const text = behind.events === 0
     ? "caught up"
-    : `${behind.events}${behind.capped ? "+" : ""} events behind, the oldest ${duration(behind.millis)} old`
+    : `${behind.events}${behind.capped ? "+" : ""} event${behind.events === 1 ? "" : "s"} ${where}, the oldest ${
+      duration(behind.millis)
+    } old`
   const over = behind.events > thresholds.lagEvents || behind.millis > Duration.toMillis(thresholds.lagAge)
   return {
     status: over ? "degraded" : "healthy",
     message: over
-      ? `${text} (thresholds: ${thresholds.lagEvents} events, ${Duration.format(thresholds.lagAge)})`
+      ? `${text} (thresholds: ${Number.isFinite(thresholds.lagEvents) ? `${thresholds.lagEvents} events, ` : ""}${
+        Duration.format(thresholds.lagAge)
+      })`
       : text
   }
 }

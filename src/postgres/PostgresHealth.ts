@@ -310,12 +310,11 @@ const checkpointOnly = (name: string, state: CheckpointState, thresholds: Checks
   // by design (its checkpoint policy): only the age says it is stuck.
   const verdict = Checks.lag(
     { events: state.eventsAfter, capped: state.capped, millis: state.oldestMillis },
-    { ...thresholds, lagEvents: Number.POSITIVE_INFINITY }
+    { ...thresholds, lagEvents: Number.POSITIVE_INFINITY },
+    "of all streams after it"
   )
   const message = `checkpoint updated ${state.updatedAt}; ${
-    state.eventsAfter === 0
-      ? "no event after it"
-      : `${verdict.message.replace("events behind", "events of all streams after it")}`
+    state.eventsAfter === 0 ? "no event after it" : verdict.message
   }${state.rebuildPending ? `; ${rebuildMessage}` : ""}`
   return {
     name: `projection:${name}`,
