@@ -145,6 +145,28 @@ export class UnknownVersion extends Schema.TaggedError<UnknownVersion>()("Unknow
 }
 
 /**
+ * A version cannot be retired: it is the active one, or a runner still runs it. Nothing changed.
+ *
+ * @example
+ * ```ts
+ * import { BlueGreen } from "eventcore"
+ *
+ * new BlueGreen.RetireRefused({ name: "orders", version: 2, detail: "it is the active version" }).message
+ * // "Version 2 of read model orders cannot be retired: it is the active version"
+ * ```
+ * @since 0.3.0
+ */
+export class RetireRefused extends Schema.TaggedError<RetireRefused>()("RetireRefused", {
+  name: Schema.String,
+  version: Schema.Number,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `Version ${this.version} of read model ${this.name} cannot be retired: ${this.detail}`
+  }
+}
+
+/**
  * Where the active version of each read model is kept: shared by every process using the
  * store (PostgreSQL: the `read_model_versions` table, `PostgresBlueGreen.layer`, part of
  * `PostgresProjection.layer`; in memory: `layerMemory`, part of `MemoryProjections.layer`).

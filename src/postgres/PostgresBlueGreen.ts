@@ -101,6 +101,8 @@ export interface VersionInfo {
   readonly behind: number
   /** True when `behind` stopped at the cap. */
   readonly capped: boolean
+  /** Whether a runner holds its lock (is running it), in any process on this database. */
+  readonly running: boolean
 }
 
 /**
@@ -143,14 +145,16 @@ export const versions = Effect.fn("PostgresBlueGreen.versions")(function*(
         [Position.transaction(after).toString(), Position.sequence(after).toString(), cap]
       )
       const behind = Number(counted[0]?.behind ?? 0)
+      const versioned = BlueGreen.versionedName(name, row.version)
       listed.push({
         version: row.version,
-        name: BlueGreen.versionedName(name, row.version),
+        name: versioned,
         active: row.version === active,
         checkpoint: row.checkpoint,
         rebuildPending: row.rebuildPending,
         behind,
-        capped: behind >= cap
+        capped: behind >= cap,
+        running: yield* runningOf(sql, schema, versioned)
       })
     }
     return listed
@@ -214,6 +218,69 @@ export const promote = Effect.fn("PostgresBlueGreen.promote")(function*(
     return { previous, active: target }
   })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("read model promote", error))))
 })
+
+/**
+ * Retires a version no process serves or runs any more: deletes its checkpoint and dead
+ * letters, so it no longer shows in `versions`. Its tables are the application's: drop them
+ * yourself. Refused with `RetireRefused` for the active version, or while a runner holds its
+ * lock (deploy without it first: a runner that finds its checkpoint gone starts over).
+ *
+ * @example
+ * ```ts
+ * import { PostgresBlueGreen } from "eventcore/postgres"
+ *
+ * const retired = PostgresBlueGreen.retire("orders", 1, { schema: "eventcore" }) // needs a SqlClient
+ * ```
+ * @since 0.3.0
+ */
+export const retire = Effect.fn("PostgresBlueGreen.retire")(function*(
+  name: string,
+  version: number,
+  options?: Options
+): Effect.fn.Return<
+  void,
+  BlueGreen.RetireRefused | BlueGreen.UnknownVersion | EventStoreError | InvalidInput,
+  SqlClient.SqlClient
+> {
+  const schema = yield* Migrations.parseSchemaName(options?.schema ?? Migrations.defaultSchema)
+  const target = yield* BlueGreen.parseVersion(name, version)
+  const sql = yield* SqlClient.SqlClient
+  const versioned = BlueGreen.versionedName(name, target)
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    // Locks the active version's row: a promotion of this version waits, then finds no checkpoint.
+    const active = yield* activeOf(sql, schema, name, true)
+    const rows = yield* checkpointsOf(sql, schema, name)
+    if (!rows.some((row) => row.version === target)) {
+      return yield* new BlueGreen.UnknownVersion({ name, version: target, known: rows.map((row) => row.version) })
+    }
+    const refuse = (detail: string) => new BlueGreen.RetireRefused({ name, version: target, detail })
+    if (target === active) return yield* refuse("it is the active version; promote another one first")
+    if (yield* runningOf(sql, schema, versioned)) {
+      return yield* refuse(`a runner still holds the lock of ${versioned}; stop it (deploy without it) first`)
+    }
+    yield* sql.unsafe(`delete from ${schema}.dead_letters where projection = $1`, [versioned])
+    yield* sql.unsafe(`delete from ${schema}.checkpoints where name = $1`, [versioned])
+  })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("read model retire", error))))
+})
+
+/**
+ * Whether a session holds the projection lock of `versioned` (PostgresProjectionLock: a
+ * session advisory lock on a 64-bit hash, which pg_locks shows split into classid and objid).
+ */
+const runningOf = (sql: SqlClient.SqlClient, schema: string, versioned: string) =>
+  Effect.map(
+    sql.unsafe<{ readonly running: boolean }>(
+      `select exists (
+         select 1 from pg_locks l,
+           (select hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0) as key) k
+         where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+           and l.database = (select oid from pg_database where datname = current_database())
+           and l.classid::text::bigint = ((k.key >> 32) & 4294967295) and l.objid::text::bigint = (k.key & 4294967295)
+       ) as running`,
+      [schema, versioned]
+    ),
+    (rows) => rows[0]?.running === true
+  )
 
 /** The active version (1 when none is recorded); `lock` records it if absent and locks its row. */
 const activeOf = (sql: SqlClient.SqlClient, schema: string, name: string, lock: boolean) =>

@@ -163,6 +163,16 @@ layer(
         assert.strictEqual(yield* remote.query.total(), expected)
         // the store-level promotion of what is already active changes nothing
         assert.deepStrictEqual(yield* PostgresBlueGreen.promote("balances", 2, { schema }), { previous: 2, active: 2 })
+        // v1 cannot be retired while its runner runs, nor v2 while it is active
+        assert.deepStrictEqual((yield* PostgresBlueGreen.versions("balances", { schema })).map((v) => v.running), [
+          true,
+          true
+        ])
+        const running = yield* Effect.flip(PostgresBlueGreen.retire("balances", 1, { schema }))
+        assert.strictEqual(running._tag, "RetireRefused")
+        assert.match(running.message, /still holds the lock/)
+        const active = yield* Effect.flip(PostgresBlueGreen.retire("balances", 2, { schema }))
+        assert.match(active.message, /active version/)
       }))
 
       // a process started later, with both versions, serves v2 at once
@@ -176,7 +186,11 @@ layer(
         assert.strictEqual(yield* model.query.total(), expected)
       }))
       const listed = yield* PostgresBlueGreen.versions("balances", { schema })
-      assert.deepStrictEqual(listed.map((v) => v.active), [false, true])
+      assert.deepStrictEqual(listed.map((v) => [v.version, v.active, v.running]), [[1, false, false], [2, true, false]])
+
+      // v1 retired once nothing runs it: its checkpoint goes, so it is no longer listed
+      yield* PostgresBlueGreen.retire("balances", 1, { schema })
+      assert.deepStrictEqual((yield* PostgresBlueGreen.versions("balances", { schema })).map((v) => v.version), [2])
     }))
 
   it.effect("promote: \"whenCaughtUp\" switches once the new version is live and caught up", () =>
