@@ -3,9 +3,19 @@
  * readiness and the status mean together (ADR 18).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { DateTime, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
-import { Event, EventId, EventStore, Health, Position, Projection, ProjectionRunner, StreamId } from "eventcore"
+import {
+  Event,
+  EventId,
+  EventStore,
+  EventStoreError,
+  Health,
+  Position,
+  Projection,
+  ProjectionRunner,
+  StreamId
+} from "eventcore"
 import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
 import { ChaosStore } from "eventcore/testing"
 
@@ -209,6 +219,18 @@ describe("Health", () => {
       assert.deepInclude(report, { status: "degraded", live: true, ready: true })
       assert.include(named(report, "store").message, "slower than 1s")
     }).pipe(Effect.provide(slowStore("1500 millis"))))
+
+  it.effect("a runner whose lag cannot be read: degraded, saying why", () =>
+    Effect.gen(function*() {
+      const runner: Health.Watched = {
+        name: "blind",
+        status: yield* SubscriptionRef.make<ProjectionRunner.Status>({ _tag: "Live" }),
+        lag: Effect.fail(new EventStoreError({ operation: "readPage", transient: true, cause: "connection lost" }))
+      }
+      const report = yield* Health.check({ projections: [runner] })
+      assert.deepInclude(report, { status: "degraded", live: true, ready: true })
+      assert.include(named(report, "projection:blind").message, "live; lag unknown: EventStoreError")
+    }).pipe(Effect.provide(MemoryEventStore.layer)))
 
   it.effect("a stopped runner takes liveness away: only a restart of the process brings it back", () =>
     Effect.gen(function*() {

@@ -93,6 +93,7 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
   const bounded = { timeout: thresholds.timeout }
   const checks: Array<Health.Check> = []
   let projectionsChecked = false
+  let storeAnswered = false
 
   if (mode !== "liveness") {
     const store = yield* Checks.probe(
@@ -110,7 +111,8 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
       { ...bounded, gate: "readiness" }
     ).pipe(Effect.map(Checks.storeLatency(thresholds)))
     checks.push(store)
-    if (store.status !== "unhealthy") {
+    storeAnswered = store.status !== "unhealthy"
+    if (storeAnswered) {
       const version = yield* Checks.probe("schema", schemaVersion(sql, schema, mode === "full"), {
         ...bounded,
         gate: "readiness"
@@ -140,7 +142,13 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
     }
   }
   if (!projectionsChecked) {
-    for (const runner of runners) checks.push(yield* Checks.runner(runner, thresholds, mode === "full"))
+    // A store that does not answer would only make each lag read wait for its timeout.
+    const withLag = mode === "full" && storeAnswered
+    checks.push(
+      ...yield* Effect.forEach(runners, (runner) => Checks.runner(runner, thresholds, withLag), {
+        concurrency: "unbounded"
+      })
+    )
   }
   return Health.combine(checks, yield* DateTime.now)
 })
@@ -279,17 +287,19 @@ const projections = (
     }
     const byName = new Map(runners.map((runner) => [runner.name, runner]))
     const names = [...new Set([...states.keys(), ...byName.keys()])].toSorted()
-    for (const name of names) {
+    const found = yield* Effect.forEach(names, (name) => {
       const state = states.get(name)
       const runner = byName.get(name)
-      if (runner === undefined && state !== undefined) {
-        checks.push({ ...checkpointOnly(name, state, thresholds), millis: listMillis })
-      } else if (runner !== undefined) {
-        const own = yield* Checks.runner(runner, thresholds, true)
-        checks.push(state === undefined ? own : withCheckpoint(own, state))
-      }
-    }
-    return checks
+      return runner === undefined
+        ? Effect.succeed(
+          state === undefined ? [] : [{ ...checkpointOnly(name, state, thresholds), millis: listMillis }]
+        )
+        : Effect.map(
+          Checks.runner(runner, thresholds, true),
+          (own) => [state === undefined ? own : withCheckpoint(own, state)]
+        )
+    }, { concurrency: "unbounded" })
+    return [...checks, ...found.flat()]
   })
 
 const checkpointDetails = (state: CheckpointState) => ({

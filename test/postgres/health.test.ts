@@ -7,7 +7,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Schema, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { Event, EventStore, type Health, Position, Projection, ProjectionRunner } from "eventcore"
 import { Migrations, PostgresHealth, PostgresProjection } from "eventcore/postgres"
@@ -97,8 +97,8 @@ const closedPort = Effect.callback<number>((resume) => {
   })
 })
 
-const unreachable = (port: number) =>
-  PostgresHealth.check({ thresholds: { timeout: "500 millis" } }).pipe(
+const unreachable = (port: number, projections: ReadonlyArray<Health.Watched> = []) =>
+  PostgresHealth.check({ projections, thresholds: { timeout: "500 millis" } }).pipe(
     Effect.provide(
       PgClient.layer({ url: Redacted.make(`postgres://postgres@127.0.0.1:${port}/test`), maxConnections: 1 })
     )
@@ -252,12 +252,19 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("PostgresHealt
       assert.include(named(old, `projection:${ns}reports`).message, "thresholds")
     }))
 
-  it.effect("a server that refuses connections: unhealthy, not ready, at once", () =>
+  it.effect("a server that refuses connections: unhealthy, not ready, at once; runners' lag is not asked for", () =>
     Effect.gen(function*() {
-      const report = yield* unreachable(yield* closedPort)
+      // A runner whose lag read would never answer: it must not be read while the store is down.
+      const runner: Health.Watched = {
+        name: "elsewhere",
+        status: yield* SubscriptionRef.make<ProjectionRunner.Status>({ _tag: "Live" }),
+        lag: Effect.never
+      }
+      const report = yield* unreachable(yield* closedPort, [runner])
       assert.deepInclude(report, { status: "unhealthy", live: true, ready: false })
-      assert.deepStrictEqual(report.checks.map((c) => c.name), ["store"])
+      assert.deepStrictEqual(report.checks.map((c) => c.name), ["store", "projection:elsewhere"])
       assert.include(named(report, "store").message, "failed")
+      assert.strictEqual(named(report, "projection:elsewhere").message, "live")
     }))
 
   it.effect("a server that never answers: unhealthy, not ready, once the timeout passes", () =>
