@@ -250,8 +250,9 @@ export interface Versioned<Q extends Queries> extends ReadModel<Q> {
   readonly versions: ReadonlyMap<number, WithRunner<Q>>
   /**
    * Makes `version` the active one, for every process. Refused with `NotCaughtUp` unless its
-   * runner has processed every event it wants (its `lag` is 0) — and, when the version serving
-   * here is live, until it has also applied what that one has, so readers never go back;
+   * runner has processed every event it wants (its `lag` is 0); then, when both run live in
+   * this process, it waits until the new version has applied what the serving one has, so
+   * readers never go back;
    * `force: true` skips both checks (e.g. to roll back to an older version). Refused with
    * `UnknownVersion` for a version this read model does not have.
    */
@@ -359,6 +360,18 @@ export const blueGreen = <Q extends Queries>(options: {
     const active = yield* SubscriptionRef.make(served(initial))
     const current = Effect.map(SubscriptionRef.get(active), (v) => versions.get(v) ?? oldest)
 
+    const live = (model: WithRunner<Q>) =>
+      Effect.map(SubscriptionRef.get(model.runner.status), (status) => status._tag === "Live")
+    // Readers must not go back: a new version first gets as far as the serving one has here
+    // (when both run here: a runner in Standby does not move).
+    const reachServing = (target: WithRunner<Q>) =>
+      Effect.gen(function*() {
+        const serving = yield* current
+        if (serving !== target && (yield* live(serving)) && (yield* live(target))) {
+          yield* awaitRunner(target.runner.name, target.runner)(yield* SubscriptionRef.get(serving.runner.position))
+        }
+      })
+
     const promote = (version: number, promoteOptions?: { readonly force?: boolean | undefined }) =>
       Effect.gen(function*() {
         const target = versions.get(version)
@@ -376,11 +389,7 @@ export const blueGreen = <Q extends Queries>(options: {
               detail: `${lag.events}${lag.capped ? " or more" : ""} events behind`
             })
           }
-          // Readers must not go back: the new version first gets as far as the serving one here.
-          const serving = yield* current
-          if (serving !== target && (yield* SubscriptionRef.get(serving.runner.status))._tag === "Live") {
-            yield* awaitRunner(target.runner.name, target.runner)(yield* SubscriptionRef.get(serving.runner.position))
-          }
+          yield* reachServing(target)
         }
         yield* store.activate(name, version)
         yield* SubscriptionRef.set(active, version)
@@ -415,6 +424,7 @@ export const blueGreen = <Q extends Queries>(options: {
     const promoteUpward = Effect.gen(function*() {
       const lag = yield* candidate.runner.lag
       if (lag.events > 0) return yield* Effect.fail("behind" as const)
+      yield* reachServing(candidate)
       const now = yield* store.activate(name, candidate.version, { onlyUpward: true })
       yield* SubscriptionRef.set(active, served(now))
       yield* Effect.logInfo(`eventcore: read model ${name}: version ${now} is active`)
