@@ -82,7 +82,8 @@ export class CheckpointStore extends Context.Service<CheckpointStore, {
    * Records, durably, that a rebuild of `name` has begun: until `reset` ends it, `advance`
    * fails with `CheckpointMoved` (a runner that lost its lock cannot save over the rebuild)
    * and `rebuildPending` is true, so a runner that starts later finishes the rebuild before
-   * processing anything.
+   * processing anything, and a running one (`ProjectionRunner`) rebuilds at its next save or
+   * within its `rebuildCheck`: called from another process, this asks for a rebuild.
    */
   readonly beginRebuild: (name: string) => Effect.Effect<void, EventStoreError>
   /** Whether a rebuild of `name` has begun and not finished. */

@@ -156,6 +156,10 @@ export interface Runner<S> {
    * read model first. A rebuild that fails (this effect fails with the error) or is cut short
    * stays pending, and no runner processes anything until it has finished it: `restart`
    * retries it, and so does any runner that starts later.
+   *
+   * A rebuild asked from outside — `CheckpointStore.beginRebuild` in another process, the
+   * CLI's `projections rebuild` — is carried out the same way by the runner holding the lock:
+   * at its next save, or within `rebuildCheck` when idle or faulted.
    */
   readonly rebuild: Effect.Effect<void, unknown>
   /**
