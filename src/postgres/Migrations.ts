@@ -12,7 +12,7 @@ import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { InvalidInput } from "../Errors.ts"
-import { appendFunction, previousSignatures } from "./appendFunction.ts"
+import { appendFunction, appendSignature, previousSignatures } from "./appendFunction.ts"
 
 /**
  * The schema used when none is configured.
@@ -180,6 +180,22 @@ const trust: Migration = {
   ]
 }
 
+const leastPrivilege: Migration = {
+  version: 4,
+  name: "append_as_owner",
+  statements: (s) => [
+    // The append function runs with its owner's rights (security definer, see
+    // appendFunction.ts), so the application role needs no write privilege on the tables.
+    appendFunction(s),
+    // Functions are executable by PUBLIC unless revoked: only the roles granted it
+    // (`grants`) may append. A later migration that drops and recreates the function must
+    // revoke again (`create or replace` keeps the privileges).
+    `revoke all on function ${s}.append(${appendSignature}) from public`,
+    // Adopting a restored store is the migration role's (an operator's) action, not the application's.
+    `revoke all on function ${s}.adopt_restored_events() from public`
+  ]
+}
+
 /**
  * After a logical restore into a cluster whose transaction ids run behind the restored
  * events' (pg_dump/pg_restore, logical replication), raises the ordering offset so that every
@@ -238,11 +254,12 @@ const readModelVersions: Migration = {
  * import { Migrations } from "eventcore/postgres"
  *
  * Migrations.all.map((m) => `${m.version} ${m.name}`)
- * // ["1 create_streams_events_checkpoints", "2 create_dead_letters", "3 ordering_offset_idempotency_keys_pending_rebuilds"]
+ * // ["1 create_streams_events_checkpoints", "2 create_dead_letters",
+ * //  "3 ordering_offset_idempotency_keys_pending_rebuilds", "4 append_as_owner", "5 read_model_versions"]
  * ```
  * @since 0.1.0
  */
-export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust, readModelVersions]
+export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust, leastPrivilege, readModelVersions]
 
 /**
  * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it
@@ -251,8 +268,190 @@ export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust, readM
 const migrationLockSql = "select pg_advisory_xact_lock(hashtextextended('eventcore/migrate/' || $1::text, 0))"
 
 /**
+ * The schema's record of applied versions (created by `run` before the first migration).
+ */
+const createMigrationsTable = (schema: string) =>
+  `create table if not exists ${schema}.migrations (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`
+
+/**
+ * A PostgreSQL role name, as `select current_user` shows it (case and all): printable ASCII,
+ * at most 63 characters. Statements quote it, so it may hold any of those characters; longer
+ * or other names are refused rather than truncated by the server to another role's name.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * Schema.decodeUnknownSync(Migrations.RoleName)("billing_app")
+ * ```
+ * @since 0.3.0
+ */
+export const RoleName = Schema.String.check(
+  Schema.isPattern(/^[\x20-\x7e]{1,63}$/, {
+    message: "a role name must be 1-63 printable ASCII characters"
+  })
+)
+
+const parseRoleName = (name: string): Effect.Effect<string, InvalidInput> =>
+  Schema.decodeUnknownEffect(RoleName)(name).pipe(
+    Effect.mapError((error) => InvalidInput.fromIssue("PostgreSQL role name", error.issue))
+  )
+
+const quoteIdentifier = (name: string) => `"${name.replaceAll(`"`, `""`)}"`
+
+/**
+ * The application role's privileges on the store's schema at the latest version (see
+ * docs/roles.md for what each one is for). Events enter only through the append function,
+ * which runs with its owner's rights: the role gets no INSERT, UPDATE, DELETE or TRUNCATE on
+ * `events`, `streams` or `idempotency_keys`, and nothing that creates, alters or drops.
+ */
+const applicationGrants = (s: string, role: string): ReadonlyArray<string> => [
+  `grant usage on schema ${s} to ${role}`,
+  // Start-up (the recorded version), reads, the read horizon, idempotency keys' results.
+  `grant select on ${s}.migrations, ${s}.events, ${s}.idempotency_keys to ${role}`,
+  // Projection runners: checkpoints (saved, reset for a rebuild) and dead letters (recorded, cleared).
+  `grant select, insert, update, delete on ${s}.checkpoints, ${s}.dead_letters to ${role}`,
+  // Blue/green read models: the active version, set on first use and switched (read for update).
+  `grant select, insert, update on ${s}.read_model_versions to ${role}`,
+  `grant execute on function ${s}.append(${appendSignature}), ${s}.tx_offset() to ${role}`,
+  // Tables that later migrations (or the migration role's read models) add to the schema are
+  // readable at once; anything more comes with the grants of the version that adds them.
+  `alter default privileges in schema ${s} grant select on tables to ${role}`
+]
+
+/**
+ * The statements that give a role what the application needs on the store's schema, and no
+ * more: to execute commands (append through the append function, idempotency keys), read
+ * (streams, the global order, the read horizon), and run projections (checkpoints, dead
+ * letters, blue/green versions; advisory locks and LISTEN/NOTIFY need no grant). The role
+ * cannot change or delete events, append except through the append function, nor create,
+ * alter or drop anything in the schema.
+ *
+ * Run them as the migration role (the owner of the schema's objects): `ALTER DEFAULT
+ * PRIVILEGES` applies to objects the role running it creates later. `run({ grantTo })` runs
+ * them after migrating. Read-model tables are yours to grant (docs/roles.md). Idempotent.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * const statements = Effect.runSync(Migrations.grants({ schema: "eventcore", role: "billing_app" }))
+ * console.log(statements.map((statement) => `${statement};`).join("\n"))
+ * // grant usage on schema eventcore to "billing_app";
+ * // grant select on eventcore.migrations, eventcore.events, eventcore.idempotency_keys to "billing_app"; ...
+ * ```
+ * @since 0.3.0
+ */
+export const grants = (options: {
+  readonly schema?: string | undefined
+  readonly role: string
+}): Effect.Effect<ReadonlyArray<string>, InvalidInput> =>
+  Effect.gen(function*() {
+    const schema = yield* parseSchemaName(options.schema ?? defaultSchema)
+    const role = yield* parseRoleName(options.role)
+    return applicationGrants(schema, quoteIdentifier(role))
+  })
+
+/**
+ * The role running `run` lacks a privilege it needs: to apply pending migrations (to create
+ * the schema, or to change objects another role owns), or to grant privileges on the
+ * schema's objects. Nothing was changed. The application's role is not meant to migrate: run
+ * the migrations as the migration role (`eventcore migrate`, or `Migrations.run` connected as
+ * it), then start again. See docs/roles.md.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { Migrations, PostgresEventStore } from "eventcore/postgres"
+ *
+ * const StoreLive = PostgresEventStore.layer().pipe(
+ *   Layer.tapError((e) => e instanceof Migrations.MissingPrivilege ? Effect.logError(e.message) : Effect.void)
+ * )
+ * ```
+ * @since 0.3.0
+ */
+export class MissingPrivilege extends Schema.TaggedError<MissingPrivilege>()("MissingPrivilege", {
+  schema: Schema.String,
+  /** The role that ran the migrations (`current_user`). */
+  role: Schema.String,
+  /** The versions not yet applied (none when only granting failed). */
+  pending: Schema.Array(Schema.Number),
+  /** What the role lacks. */
+  missing: Schema.String
+}) {
+  override get message(): string {
+    return this.pending.length > 0
+      ? `Schema ${this.schema} has migrations pending (version ${this.pending.join(", ")}) that role ` +
+        `${this.role} cannot apply: it lacks ${this.missing}. Run the migrations as the migration role (the ` +
+        `owner of the schema): \`eventcore migrate\`, or Migrations.run connected as it; then start again. ` +
+        `See docs/roles.md.`
+      : `Role ${this.role} cannot grant privileges on schema ${this.schema}: it lacks ${this.missing}. Grant ` +
+        `them as the migration role (the owner of the schema's objects). See docs/roles.md.`
+  }
+}
+
+/** What the catalog says about the schema and the running role (readable by any role). */
+interface Found {
+  readonly role: string
+  readonly database: string
+  readonly create_on_database: boolean
+  readonly schema_exists: boolean
+  readonly create_on_schema: boolean
+  readonly table_exists: boolean
+  readonly table_owner: string | null
+  readonly owns_table: boolean
+}
+
+const inspectSql = `select current_user::text as role, current_database()::text as database,
+    has_database_privilege(current_database(), 'CREATE') as create_on_database,
+    n.oid is not null as schema_exists,
+    coalesce(has_schema_privilege(n.oid, 'CREATE'), false) as create_on_schema,
+    c.oid is not null as table_exists,
+    pg_get_userbyid(c.relowner)::text as table_owner,
+    coalesce(pg_has_role(c.relowner, 'USAGE'), false) as owns_table
+  from (select 1) as one
+  left join pg_namespace n on n.nspname = $1
+  left join pg_class c on c.relnamespace = n.oid and c.relname = 'migrations' and c.relkind = 'r'`
+
+/** What the role lacks to migrate the schema (undefined: nothing known to be missing). */
+const missingToMigrate = (schema: string, found: Found): string | undefined => {
+  if (!found.schema_exists) {
+    return found.create_on_database ? undefined : `CREATE on database ${found.database}, to create schema ${schema} ` +
+      `(or have it created for the role: create schema ${schema} authorization ${quoteIdentifier(found.role)})`
+  }
+  if (!found.table_exists) return found.create_on_schema ? undefined : `CREATE on schema ${schema}`
+  return found.owns_table ? undefined : `the privileges of role ${found.table_owner ?? "?"}, which owns the ` +
+    `store's objects in schema ${schema}`
+}
+
+/** A permission error of the server (SQLSTATE 42501), with its message. */
+const permissionDenied = (error: SqlError): string | undefined => {
+  const cause: unknown = error.reason.cause
+  if (typeof cause !== "object" || cause === null) return undefined
+  const { code, message } = cause as { readonly code?: unknown; readonly message?: unknown }
+  return code === "42501" ? (typeof message === "string" ? message : "a privilege") : undefined
+}
+
+/**
  * Brings a schema up to the latest version. Idempotent: a second run applies nothing.
  * Returns the versions it applied.
+ *
+ * A schema already up to date costs two plain reads (the catalog, the recorded versions) and
+ * needs no privilege beyond reading its `migrations` table: the application's role starts
+ * there. Otherwise migrators serialize on an advisory lock and apply what is pending in one
+ * transaction; a role that cannot (it may not create the schema, or does not own its objects)
+ * fails with `MissingPrivilege` and changes nothing. Creating the schema takes CREATE on the
+ * database; a schema created beforehand for the migrating role (`create schema ... authorization`)
+ * needs none.
+ *
+ * `grantTo` gives each role the application's privileges (`grants`) in the same transaction,
+ * whether or not anything was pending.
  *
  * @example
  * ```ts
@@ -260,30 +459,57 @@ const migrationLockSql = "select pg_advisory_xact_lock(hashtextextended('eventco
  * import { Effect, Redacted } from "effect"
  * import { Migrations } from "eventcore/postgres"
  *
- * const program = Migrations.run({ schema: "eventcore" }).pipe(
- *   Effect.provide(PgClient.layer({ url: Redacted.make("postgres://postgres@localhost/app") }))
+ * // As the migration role, at deploy time; the application then starts without migrating.
+ * const program = Migrations.run({ schema: "eventcore", grantTo: ["billing_app"] }).pipe(
+ *   Effect.provide(PgClient.layer({ url: Redacted.make("postgres://billing_migrator@localhost/app") }))
  * )
  * ```
  * @since 0.1.0
  */
 export const run = Effect.fn("Migrations.run")(function*(
-  options?: { readonly schema?: string | undefined }
-): Effect.fn.Return<ReadonlyArray<number>, SqlError | InvalidInput, SqlClient.SqlClient> {
+  options?: {
+    readonly schema?: string | undefined
+    /** Roles to give the application's privileges (`grants`) after migrating. @since 0.3.0 */
+    readonly grantTo?: ReadonlyArray<string> | undefined
+  }
+): Effect.fn.Return<ReadonlyArray<number>, SqlError | InvalidInput | MissingPrivilege, SqlClient.SqlClient> {
   const schema = yield* parseSchemaName(options?.schema ?? defaultSchema)
+  const roles = yield* Effect.forEach(options?.grantTo ?? [], parseRoleName)
   const sql = yield* SqlClient.SqlClient
   const exec = (statement: string, params: ReadonlyArray<unknown> = []) => sql.unsafe(statement, params).unprepared
+  const inspect = Effect.map(sql.unsafe<Found>(inspectSql, [schema]).unprepared, (rows) => rows[0])
+  const pendingOf = (found: Found | undefined) =>
+    found?.table_exists === true
+      ? Effect.map(
+        sql.unsafe<{ readonly version: number }>(`select version from ${schema}.migrations`).unprepared,
+        (rows) => {
+          const applied = new Set(rows.map((row) => Number(row.version)))
+          return all.filter((migration) => !applied.has(migration.version))
+        }
+      )
+      : Effect.succeed(all)
 
+  // Up to date, nothing to grant: plain reads, no lock, no DDL (versions are only ever added,
+  // so a schema with every version this code knows stays up to date for it).
+  if (roles.length === 0 && (yield* pendingOf(yield* inspect)).length === 0) return []
+
+  let pending: ReadonlyArray<Migration> = []
   return yield* sql.withTransaction(Effect.gen(function*() {
     yield* exec(migrationLockSql, [schema])
-    yield* exec(`create schema if not exists ${schema}`)
-    yield* exec(`create table if not exists ${schema}.migrations (
-      version integer primary key,
-      name text not null,
-      applied_at timestamptz not null default now()
-    )`)
-    const rows = yield* sql.unsafe<{ readonly version: number }>(`select version from ${schema}.migrations`).unprepared
-    const applied = new Set(rows.map((row) => Number(row.version)))
-    const pending = all.filter((migration) => !applied.has(migration.version))
+    const found = yield* inspect
+    if (found === undefined) return yield* Effect.die("the catalog query returned no row")
+    pending = yield* pendingOf(found)
+    const missing = pending.length > 0 || roles.length > 0 ? missingToMigrate(schema, found) : undefined
+    if (missing !== undefined) {
+      return yield* new MissingPrivilege({
+        schema,
+        role: found.role,
+        pending: pending.map((migration) => migration.version),
+        missing
+      })
+    }
+    if (!found.schema_exists) yield* exec(`create schema ${schema}`)
+    if (!found.table_exists) yield* exec(createMigrationsTable(schema))
     for (const migration of pending) {
       for (const statement of migration.statements(schema)) yield* exec(statement)
       yield* exec(`insert into ${schema}.migrations (version, name) values ($1, $2)`, [
@@ -291,8 +517,26 @@ export const run = Effect.fn("Migrations.run")(function*(
         migration.name
       ])
     }
+    for (const role of roles) {
+      for (const statement of applicationGrants(schema, quoteIdentifier(role))) yield* exec(statement)
+    }
     return pending.map((migration) => migration.version)
-  }))
+  })).pipe(
+    // Anything else the server refused for want of a privilege (rolled back, nothing changed).
+    Effect.catchIf(
+      (error): error is SqlError => error._tag === "SqlError" && permissionDenied(error) !== undefined,
+      (error) =>
+        Effect.flatMap(inspect, (found) =>
+          Effect.fail(
+            new MissingPrivilege({
+              schema,
+              role: found?.role ?? "?",
+              pending: pending.map((migration) => migration.version),
+              missing: `a privilege the server asked for: ${permissionDenied(error) ?? ""}`
+            })
+          ))
+    )
+  )
 })
 
 /** What `run` creates first when missing: the schema and its `migrations` table (as `run` does). */

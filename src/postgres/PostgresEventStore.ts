@@ -52,7 +52,11 @@ import * as Wakeups from "./Wakeups.ts"
 export interface Options {
   /** The PostgreSQL schema holding the store's tables. Default `"eventcore"`. */
   readonly schema?: string | undefined
-  /** Run the migrations when the layer starts. Default `true`. */
+  /**
+   * Run the migrations when the layer starts. Default `true`. A schema already up to date is
+   * only read (no DDL, no CREATE privilege); one with migrations pending that the role cannot
+   * apply fails with `Migrations.MissingPrivilege` (docs/roles.md).
+   */
   readonly migrate?: boolean | undefined
   /** How long a live subscriber waits without a notification before reading again. Default 250 ms. */
   readonly pollInterval?: Duration.Input | undefined
@@ -518,8 +522,11 @@ export const defaultHorizonWarning: Duration.Duration = Duration.seconds(30)
  */
 export const layer = (
   options?: Options
-): Layer.Layer<EventStore, SqlError | InvalidInput | Restore.RestoredEventsAhead, PgClient.PgClient> =>
-  Layer.effect(EventStore, make(options))
+): Layer.Layer<
+  EventStore,
+  SqlError | InvalidInput | Migrations.MissingPrivilege | Restore.RestoredEventsAhead,
+  PgClient.PgClient
+> => Layer.effect(EventStore, make(options))
 
 /**
  * The store and its connection pool from a connection URL.
@@ -535,7 +542,7 @@ export const layer = (
 export const layerFromUrl = (
   url: string,
   options?: Options & { readonly maxConnections?: number | undefined }
-): Layer.Layer<EventStore, SqlError | InvalidInput | Restore.RestoredEventsAhead> =>
+): Layer.Layer<EventStore, SqlError | InvalidInput | Migrations.MissingPrivilege | Restore.RestoredEventsAhead> =>
   layer(options).pipe(
     Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: options?.maxConnections }))
   )

@@ -80,6 +80,14 @@ export const previousSignatures: ReadonlyArray<string> = [
 ]
 
 /**
+ * The argument types of the current append function, to name it in GRANT, REVOKE and DROP.
+ *
+ * @since 0.3.0
+ */
+export const appendSignature =
+  "text[], bigint[], uuid[], text[], text[], integer[], jsonb[], jsonb[], timestamptz, text, text, timestamptz"
+
+/**
  * The DDL of `<schema>.append`. Arguments are parallel arrays: the boundary (stream ids and
  * expected versions, -1 for "any"), then one entry per event, the instant to record, and an
  * optional idempotency key with its request fingerprint and the instant before which records
@@ -89,6 +97,11 @@ export const previousSignatures: ReadonlyArray<string> = [
  * offset), the version every boundary stream had before the append and the events'
  * positions in order — or, when the key was already used, only `o_replay`: what the first
  * append with that key returned.
+ *
+ * It runs with its owner's rights (`security definer`; ADR 20): the application role executes
+ * it and holds no INSERT, UPDATE or DELETE on the tables it writes, so events enter the store
+ * only through it. Its `search_path` is fixed to `pg_catalog, pg_temp` (every object of the
+ * store is schema-qualified), so a caller's own objects cannot stand in for built-ins it uses.
  *
  * @since 0.1.0
  */
@@ -107,7 +120,9 @@ create or replace function ${s}.append(
   p_idempotency_fingerprint text default null,
   p_idempotency_not_before timestamptz default null
 ) returns table (o_tx_id bigint, o_versions bigint[], o_positions bigint[], o_replay jsonb)
-language plpgsql as $fn$
+language plpgsql
+security definer set search_path = pg_catalog, pg_temp
+as $fn$
 declare
   v_lock record;
   v_versions bigint[];

@@ -1,0 +1,401 @@
+/**
+ * Least privilege (docs/roles.md): a migration role owns the schema and migrates it; the
+ * application role, with only `Migrations.grants`, starts the store without any CREATE
+ * privilege, executes commands, reads, follows live, and runs projections — and cannot
+ * change, delete or insert events behind the append function, nor create, alter or drop
+ * anything. Roles are cluster-wide: each run makes its own (random names) and drops them,
+ * with everything they own, when the file's layer is released, failed or not.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { assert, layer } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Layer, Redacted, Ref, Schema, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import {
+  CheckpointStore,
+  Command,
+  CommandExecutor,
+  DeadLetterStore,
+  EventStore,
+  Projection,
+  ProjectionRunner,
+  StreamId,
+  Subscription
+} from "eventcore"
+import { Migrations, PostgresEventStore, PostgresProjection, PostgresReadModel, Restore } from "eventcore/postgres"
+import {
+  AccountEvents,
+  Deposit,
+  MoneyDeposited,
+  OpenAccount,
+  Transfer,
+  Withdraw
+} from "../../examples/banking/Account.ts"
+import * as Harness from "./harness.ts"
+
+const suffix = Math.random().toString(36).slice(2, 10)
+const migrator = `ec_migrator_${suffix}`
+const app = `ec_app_${suffix}`
+const schema = `ec_roles_${suffix}`
+const readModels = `ec_roles_rm_${suffix}`
+
+/** A client connected as `username` (the test database, trust authentication). */
+const clientAs = (username: string | undefined, maxConnections: number) =>
+  Layer.unwrap(
+    Effect.map(Harness.databaseUrl, (url) => PgClient.layer({ url: Redacted.make(url), username, maxConnections }))
+  )
+
+/** Runs statements as the superuser of the test database. */
+const asAdmin = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+  Effect.scoped(Effect.provide(effect, clientAs(undefined, 1)))
+
+/** Runs statements as the migration role. */
+const asMigrator = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+  Effect.scoped(Effect.provide(effect, clientAs(migrator, 2)))
+
+const execAll = (statements: ReadonlyArray<string>) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => Effect.forEach(statements, (statement) => sql.unsafe(statement).unprepared, { discard: true })
+  )
+
+const databaseName = Effect.map(Harness.databaseUrl, (url) => new URL(url).pathname.slice(1))
+
+/**
+ * The two roles and the store's schema, migrated by the migration role with the application's
+ * grants; a read-model table migrated by the migration role and granted to the application.
+ * Released: everything the roles own (the schemas) and every privilege they hold, then the roles.
+ */
+const Roles = Layer.effectDiscard(Effect.gen(function*() {
+  const database = yield* databaseName
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach(
+      [
+        `drop owned by ${migrator} cascade`,
+        `drop owned by ${app} cascade`,
+        `drop role if exists ${app}`,
+        `drop role if exists ${migrator}`
+      ],
+      (statement) =>
+        asAdmin(execAll([statement])).pipe(
+          Effect.catch((error) => Effect.logError(`roles test cleanup: ${statement} failed`, error))
+        ),
+      { discard: true }
+    )
+  )
+  yield* asAdmin(execAll([
+    `create role ${migrator} login`,
+    `create role ${app} login`,
+    // Only to create the schemas the first time (docs/roles.md).
+    `grant create on database ${database} to ${migrator}`
+  ]))
+  yield* asMigrator(Effect.gen(function*() {
+    const applied = yield* Migrations.run({ schema, grantTo: [app] })
+    assert.deepStrictEqual(applied, Migrations.all.map((m) => m.version))
+    yield* execAll([`create schema ${readModels}`])
+    yield* PostgresReadModel.migrate("balances", balancesMigrations, `${readModels}.balances_migrations`)
+    yield* execAll([
+      `grant usage on schema ${readModels} to ${app}`,
+      `grant select, insert, update, delete, truncate on ${readModels}.balances to ${app}`,
+      `grant select, update on ${readModels}.balances_migrations to ${app}`
+    ])
+  }))
+}))
+
+const balancesMigrations = {
+  "1_create_balances": Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.unsafe(`create table ${readModels}.balances (account text primary key, balance bigint not null)`).unprepared
+  )
+}
+
+const balances = PostgresReadModel.make({
+  name: "balances",
+  events: AccountEvents,
+  migrationsTable: `${readModels}.balances_migrations`,
+  migrations: balancesMigrations,
+  handle: (event, stored) =>
+    event._tag === "MoneyDeposited"
+      ? Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.unsafe(
+          `insert into ${readModels}.balances values ($1, $2)
+           on conflict (account) do update set balance = balances.balance + excluded.balance`,
+          [stored.streamId, event.amount]
+        ))
+      : Effect.void,
+  reset: Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`truncate ${readModels}.balances`)),
+  queries: {
+    balance: (account: string) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Effect.map(
+          sql.unsafe<{ balance: string }>(`select balance::text from ${readModels}.balances where account = $1`, [
+            account
+          ]),
+          (rows) => Number(rows[0]?.balance ?? 0)
+        ))
+  }
+})
+
+/** Everything the application runs, connected as the application role. */
+const AsApp = Layer.mergeAll(
+  CommandExecutor.layer(),
+  PostgresProjection.layer({ schema, lock: { pollInterval: "50 millis" } })
+).pipe(
+  Layer.provideMerge(PostgresEventStore.layer({ schema, pollInterval: "50 millis" })),
+  Layer.provideMerge(clientAs(app, 4))
+)
+
+/** The SQLSTATE of a failed statement. */
+const stateOf = (exit: Exit.Exit<unknown, SqlError>): string | undefined => {
+  if (Exit.isSuccess(exit)) return "succeeded"
+  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+  const cause: unknown = error?._tag === "Fail" ? error.error.reason.cause : undefined
+  return typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : undefined
+}
+
+const statementFails = (statement: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.exit(sql.unsafe(statement).unprepared))
+
+const account = (id: string) => StreamId.makeUnsafe(`account-${suffix}-${id}`)
+
+/**
+ * Deposits to two accounts; on its first attempt another writer appends to one of them first,
+ * so the append conflicts and the executor runs it again.
+ */
+const makeDepositBoth = (interfered: Ref.Ref<boolean>) =>
+  Command.make("DepositBoth", {
+    input: Schema.Struct({ a: StreamId.StreamId, b: StreamId.StreamId }),
+    events: AccountEvents,
+    streams: ({ a, b }) => ({ a, b }),
+    initial: 0,
+    apply: (count) => count + 1,
+    handle: ({ input, streams }) =>
+      Effect.gen(function*() {
+        if (!(yield* Ref.getAndSet(interfered, true))) {
+          yield* CommandExecutor.execute(Deposit, { account: input.b, amount: 1 })
+        }
+        return [
+          streams.a.append(MoneyDeposited.make({ amount: 10 })),
+          streams.b.append(MoneyDeposited.make({ amount: 10 }))
+        ]
+      })
+  })
+
+layer(AsApp.pipe(Layer.provideMerge(Roles)), { excludeTestServices: true, timeout: "120 seconds" })(
+  "the application role",
+  (it) => {
+    it.effect("starts the store with no CREATE privilege and no DDL (the restore check included)", () =>
+      Effect.gen(function*() {
+        const database = yield* databaseName
+        const privileges = yield* asAdmin(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) =>
+              sql.unsafe<{ readonly on_database: boolean; readonly on_schema: boolean; readonly owns: boolean }>(
+                `select has_database_privilege($1, $2, 'CREATE') as on_database,
+                    has_schema_privilege($1, $3, 'CREATE') as on_schema,
+                    pg_has_role($1, (select nspowner from pg_namespace where nspname = $3), 'USAGE') as owns`,
+                [app, database, schema]
+              )
+          )
+        )
+        assert.deepStrictEqual(privileges[0], { on_database: false, on_schema: false, owns: false })
+        // The layer above started; starting again, and the checks it runs, still need nothing more.
+        yield* Effect.scoped(PostgresEventStore.make({ schema }))
+        yield* Restore.check({ schema })
+        assert.deepStrictEqual(yield* Migrations.run({ schema }), [])
+      }))
+
+    it.effect("executes commands: multi-stream appends, a conflict retried, idempotency keys", () =>
+      Effect.gen(function*() {
+        const [a, b] = [account("a"), account("b")]
+        yield* CommandExecutor.execute(OpenAccount, { account: a, owner: "ann" })
+        yield* CommandExecutor.execute(OpenAccount, { account: b, owner: "bob" })
+        yield* CommandExecutor.execute(Deposit, { account: a, amount: 100 })
+        const transfer = yield* CommandExecutor.execute(Transfer, { from: a, to: b, amount: 30 })
+        assert.deepStrictEqual(transfer.events.map((e) => e.streamId), [a, b])
+
+        const retried = yield* CommandExecutor.execute(makeDepositBoth(yield* Ref.make(false)), { a, b })
+        assert.strictEqual(retried.attempts, 2)
+
+        const first = yield* CommandExecutor.execute(Withdraw, { account: a, amount: 5 }, { idempotencyKey: "w-1" })
+        const again = yield* CommandExecutor.execute(Withdraw, { account: a, amount: 5 }, { idempotencyKey: "w-1" })
+        assert.isFalse(first.replayed)
+        assert.isTrue(again.replayed)
+        assert.deepStrictEqual(again.events, first.events)
+        const reused = yield* Effect.flip(
+          CommandExecutor.execute(Withdraw, { account: a, amount: 6 }, { idempotencyKey: "w-1" })
+        )
+        assert.strictEqual(reused._tag, "InvalidInput")
+
+        const read = yield* EventStore.readStream(a)
+        // opened, deposit, transfer, deposit (retried command), one withdrawal
+        assert.strictEqual(read.version, 5)
+        const all = yield* Stream.runCollect(EventStore.readAll())
+        assert.isTrue(all.some((e) => e.streamId === b && e.type === "TransferReceived"))
+      }))
+
+    it.effect("follows new events live (LISTEN/NOTIFY)", () =>
+      Effect.gen(function*() {
+        const c = account("c")
+        const head = yield* EventStore.EventStore.use((store) => store.head)
+        const subscribed = yield* Subscription.stream({ from: head, filter: { streamIds: [c] } }).pipe(
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.forkChild
+        )
+        yield* CommandExecutor.execute(OpenAccount, { account: c, owner: "cy" })
+        const seen = yield* Fiber.join(subscribed)
+        assert.deepStrictEqual(seen.map((e) => e.streamId), [c])
+      }))
+
+    it.effect("runs projections: checkpoints, the lock, dead letters, a rebuild, a read model", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const d = account("d")
+        yield* CommandExecutor.execute(OpenAccount, { account: d, owner: "dee" })
+        yield* CommandExecutor.execute(Deposit, { account: d, amount: 7 })
+        const last = yield* CommandExecutor.execute(Withdraw, { account: d, amount: 2 })
+        const position = last.position
+        assert.isDefined(position)
+        if (position === undefined) return
+
+        const audit = Projection.make({
+          name: `audit-${suffix}`,
+          events: AccountEvents,
+          filter: { streamIds: [d] },
+          handle: (event) => event._tag === "MoneyWithdrawn" ? Effect.fail("withdrawals are refused") : Effect.void,
+          onFailure: Projection.skip
+        })
+        const runner = yield* ProjectionRunner.start(audit)
+        yield* runner.awaitPosition(position)
+        const letters = yield* DeadLetterStore.list(audit.name)
+        assert.deepStrictEqual(letters.map((l) => l.type), ["MoneyWithdrawn"])
+        yield* runner.rebuild
+        yield* runner.awaitPosition(position)
+        assert.strictEqual((yield* DeadLetterStore.list(audit.name)).length, 1)
+        assert.isDefined(yield* CheckpointStore.load(audit.name))
+
+        // A transactional read model in a table of its own, migrated by the migration role.
+        const model = yield* balances
+        assert.strictEqual(yield* model.after(last).balance(d), 7)
+      })))
+
+    it.effect("reports the read horizon; who holds it in full with pg_read_all_stats", () =>
+      Effect.scoped(Effect.gen(function*() {
+        // Another role's transaction, holding the horizon behind an event the application appends.
+        const started = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = asAdmin(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.withTransaction(
+            sql.unsafe("select pg_current_xact_id()::text").unprepared.pipe(
+              Effect.andThen(Deferred.succeed(started, undefined)),
+              Effect.andThen(Deferred.await(release))
+            )
+          )))
+        yield* Effect.forkScoped(holder)
+        yield* Effect.addFinalizer(() => Deferred.succeed(release, undefined))
+        yield* Deferred.await(started)
+        yield* CommandExecutor.execute(OpenAccount, { account: account("e"), owner: "eve" })
+
+        const hidden = yield* EventStore.horizon()
+        assert.isAtLeast(hidden.pending, 1)
+        assert.isDefined(hidden.heldBy)
+        // Without pg_read_all_stats, another role's session shows who and where, but not its
+        // state, start or query (PostgreSQL says "<insufficient privilege>" for the query).
+        if (hidden.heldBy?.kind === "session" && hidden.heldBy.user !== app) {
+          assert.isDefined(hidden.heldBy.pid)
+          assert.isUndefined(hidden.heldBy.state)
+          assert.isUndefined(hidden.heldBy.since)
+          assert.strictEqual(hidden.heldBy.query, "<insufficient privilege>")
+        }
+        yield* asAdmin(execAll([`grant pg_read_all_stats to ${app}`]))
+        const shown = yield* EventStore.horizon()
+        assert.isAtLeast(shown.pending, 1)
+        assert.isDefined(shown.heldBy?.state)
+        assert.isDefined(shown.heldBy?.since)
+      })))
+
+    it.effect("cannot change, delete or insert events, nor create, alter or drop anything", () =>
+      Effect.gen(function*() {
+        const refused = [
+          `update ${schema}.events set type = 'Forged'`,
+          `delete from ${schema}.events`,
+          `truncate ${schema}.events`,
+          `insert into ${schema}.events (event_id, stream_id, stream_version, type, schema_version, payload,
+             metadata, recorded_at)
+           values (gen_random_uuid(), 'forged', 1, 'Forged', 1, '{}', '{}', now())`,
+          `update ${schema}.streams set version = 0`,
+          `insert into ${schema}.streams values ('forged', 1)`,
+          `delete from ${schema}.idempotency_keys`,
+          `delete from ${schema}.migrations`,
+          `drop table ${schema}.events`,
+          `alter table ${schema}.events disable trigger events_immutable`,
+          `create table ${schema}.forged (x int)`,
+          `create or replace function ${schema}.tx_offset() returns bigint language sql as 'select 0::bigint'`,
+          `select * from ${schema}.adopt_restored_events()`
+        ]
+        for (const statement of refused) {
+          // A permission error (42501), not the immutability trigger's EC403.
+          assert.strictEqual(stateOf(yield* statementFails(statement)), "42501", statement)
+        }
+        const adopt = yield* Effect.exit(Restore.adopt({ schema }))
+        assert.isTrue(Exit.isFailure(adopt))
+        const migrate = yield* Effect.flip(Migrations.run({ schema, grantTo: [app] }))
+        assert.strictEqual(migrate._tag, "MissingPrivilege")
+      }))
+  }
+)
+
+layer(Roles, { excludeTestServices: true, timeout: "120 seconds" })("migrations and privileges", (it) => {
+  it.effect("an application starting on a schema with a migration pending fails, naming what it lacks", () =>
+    Effect.gen(function*() {
+      const pendingSchema = `${schema}_pending`
+      const last = Migrations.all[Migrations.all.length - 1]?.version ?? 0
+      yield* asMigrator(Effect.gen(function*() {
+        yield* Migrations.run({ schema: pendingSchema, grantTo: [app] })
+        // As if this code were newer than the schema: its last version is not recorded.
+        yield* execAll([`delete from ${pendingSchema}.migrations where version = ${last}`])
+      }))
+      const error = yield* Effect.flip(
+        Effect.scoped(Effect.provide(PostgresEventStore.make({ schema: pendingSchema }), clientAs(app, 2)))
+      )
+      assert.strictEqual(error._tag, "MissingPrivilege")
+      if (error._tag !== "MissingPrivilege") return
+      assert.deepStrictEqual(error.pending, [last])
+      assert.strictEqual(error.role, app)
+      assert.include(error.missing, migrator)
+      assert.include(error.message, "Run the migrations as the migration role")
+      // Nothing changed.
+      const recorded = yield* asMigrator(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql.unsafe<{ readonly version: number }>(`select version from ${pendingSchema}.migrations`)
+        )
+      )
+      assert.notInclude(recorded.map((row) => row.version), last)
+    }))
+
+  it.effect("the migration role needs CREATE on the database only to create the schema", () =>
+    Effect.gen(function*() {
+      const database = yield* databaseName
+      yield* asAdmin(execAll([`revoke create on database ${database} from ${migrator}`]))
+      const missing = yield* Effect.flip(asMigrator(Migrations.run({ schema: `${schema}_new` })))
+      assert.strictEqual(missing._tag, "MissingPrivilege")
+      if (missing._tag === "MissingPrivilege") assert.include(missing.missing, `CREATE on database ${database}`)
+      // A schema created for it beforehand (empty, its own) is enough.
+      yield* asAdmin(execAll([`create schema ${schema}_given authorization ${migrator}`]))
+      const applied = yield* asMigrator(Migrations.run({ schema: `${schema}_given`, grantTo: [app] }))
+      assert.deepStrictEqual(applied, Migrations.all.map((m) => m.version))
+    }))
+
+  it.effect("grants are statements to read, run as the migration role, and idempotent", () =>
+    Effect.gen(function*() {
+      const statements = yield* Migrations.grants({ schema, role: app })
+      assert.isTrue(statements.every((statement) => !/\b(insert|update|delete|truncate)\b.*\.events\b/.test(statement)))
+      yield* asMigrator(execAll(statements))
+      yield* asMigrator(execAll(statements))
+      const bad = yield* Effect.flip(Migrations.grants({ schema, role: "x".repeat(64) }))
+      assert.strictEqual(bad._tag, "InvalidInput")
+    }))
+})
