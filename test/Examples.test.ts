@@ -54,7 +54,7 @@ const succeeded = (outcome: Outcome, ...expected: ReadonlyArray<string>) => {
   for (const line of expected) assert.include(outcome.output, line)
 }
 
-const covered = ["banking", "ecommerce", "health", "quickstart", "saga"]
+const covered = ["banking", "ecommerce", "health", "observability", "quickstart", "saga"]
 
 describe("examples", () => {
   it("every example directory is run below", () => {
@@ -134,6 +134,20 @@ describe("examples", () => {
         `schema: healthy (schema ${schema} at version`,
         ...healthAnswers
       )))
+
+  it.effect("observability (npm run observability): exports spans and metrics, serves a Prometheus scrape, and stops", () =>
+    // No collector listens at the OTLP endpoint (a port nothing binds): the example still ends.
+    Effect.map(
+      run("observability", { PROMETHEUS_PORT: "0", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }),
+      (outcome) =>
+        succeeded(
+          outcome,
+          "commands: 4 ok, 1 refused (BusinessRuleViolation)",
+          "projection balances: alice 70, bob 30",
+          `eventcore_commands{command="Withdraw",outcome="refused"} 1`,
+          "done: the exporters send the rest as the application stops"
+        )
+    ))
 
   it.effect("saga: fulfilment confirms what stock allows and compensates the rest", () =>
     Effect.map(run("saga"), (outcome) =>
