@@ -3,6 +3,7 @@
 // it with its peers into a fresh project (the install must print no warning), and there:
 //   0. checks what the package holds: dist, its source maps and the sources they point to;
 //   1. runs a command on the memory store and on PostgreSQL from dist, as plain ESM, on Node;
+//      and the package's bin: `npx eventcore --help`, `migrate` and `doctor` against PostgreSQL;
 //   2. type-checks a consumer file under moduleResolution `nodenext` and `bundler`, with
 //      `skipLibCheck: false` (with lib DOM, which effect's declarations need, and @types/node,
 //      which @effect/sql-pg's need);
@@ -202,6 +203,34 @@ step("the package holds dist, its source maps and the sources they point to, and
 step("Node: a command on memory and on PostgreSQL, from dist, as plain ESM", () => {
   const out = mustSucceed(spawnSync(process.execPath, ["smoke.mjs"], { ...quiet, cwd: app }), "node smoke.mjs").stdout
   if (!out.includes("memory ok") || !out.includes("postgres ok")) throw new Error(out)
+})
+
+step("the eventcore CLI from the tarball: npx eventcore --help, migrate and doctor against PostgreSQL", () => {
+  const schema = "ec_consumer_cli_" + Math.random().toString(36).slice(2, 10)
+  // --no-install: the package's own bin, never one fetched from the registry; this Node first.
+  const env = { ...process.env, DATABASE_URL: databaseUrl, PATH: `${dirname(process.execPath)}:${process.env.PATH}` }
+  const npx = (args) =>
+    spawnSync("npx", ["--no-install", "eventcore", ...args, "--schema", schema], { ...quiet, cwd: app, env })
+  try {
+    const help = mustSucceed(npx(["--help"]), "npx eventcore --help").stdout
+    if (!help.includes("doctor") || !help.includes("dead-letters")) throw new Error(help)
+    mustSucceed(npx(["migrate"]), "npx eventcore migrate")
+    const report = JSON.parse(mustSucceed(npx(["doctor", "--json"]), "npx eventcore doctor").stdout)
+    if (!report.ready || report.status === "unhealthy") throw new Error(JSON.stringify(report, null, 2))
+  } finally {
+    writeFileSync(
+      join(app, "drop-schema.mjs"),
+      `import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+await Effect.runPromise(Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe("drop schema if exists ${schema} cascade")
+}).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL), maxConnections: 1 }))))
+`
+    )
+    mustSucceed(spawnSync(process.execPath, ["drop-schema.mjs"], { ...quiet, cwd: app, env }), "drop the CLI's schema")
+  }
 })
 
 for (const resolution of ["nodenext", "bundler"]) {
