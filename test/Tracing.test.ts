@@ -4,7 +4,7 @@
  * subscriber's span; a projection runner's spans all in chains EventCore or the user began.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schedule, Schema, Stream, type Tracer } from "effect"
+import { Effect, Layer, Schedule, Schema, Stream, Tracer } from "effect"
 import {
   Command,
   CommandExecutor,
@@ -153,6 +153,19 @@ describe("the span tree of a command", () => {
         Layer.provide(MemoryEventStore.layer)
       )
     )))
+})
+
+describe("how many spans", () => {
+  it.effect("with Tracer.MinimumTraceLevel at Info, only the command's span: none per attempt or store operation", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = recordingTracer()
+      yield* CommandExecutor.execute(Deposit, { account: "9", amount: 1 }).pipe(
+        Effect.withTracer(tracer),
+        Effect.provideService(Tracer.MinimumTraceLevel, "Info")
+      )
+      assert.deepStrictEqual(spans.map((span) => span.name), ["CommandExecutor.execute"])
+      assert.strictEqual(spans[0]?.attributes.get("eventcore.outcome"), "ok")
+    }).pipe(Effect.provide(TestLayers.memory())))
 })
 
 describe("subscription and projection spans", () => {

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Context, Effect, Exit, type Fiber, Metric, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, LogLevel, Metric, Tracer } from "effect"
 import type { ConcurrencyConflict } from "../Errors.ts"
 import {
   appendDuration,
@@ -67,13 +67,15 @@ const series = {
 }
 
 /**
- * Whether spans made in this fiber reach a tracer that records them. Effect's native tracer
- * (the default) keeps spans in memory and exports nothing: below the command's own span,
- * EventCore makes spans only for another tracer, so an in-memory command does not pay for
- * spans nobody can see.
+ * Whether this fiber makes EventCore's fine-grained spans (attempts, discovery, store
+ * operations, subscription pages): only for a tracer that records them — Effect's native
+ * tracer (the default) keeps spans in memory and exports nothing, so an in-memory command does
+ * not pay for spans nobody can see — and only while `Tracer.MinimumTraceLevel` admits `Debug`
+ * (the default, `All`, does): set it to `Info` to keep just the command and batch spans.
  */
 export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
-  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer &&
+  !LogLevel.isGreaterThan(fiber.getRef(Tracer.MinimumTraceLevel), "Debug")
 
 /**
  * Runs `body` in a span named `name` when the fiber's tracer records spans (see `tracing`),
@@ -83,11 +85,11 @@ export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
  */
 export const span = <A, E, R>(
   name: string,
-  body: (span: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
+  body: (current: Tracer.Span | undefined, fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) =>
     tracing(fiber)
-      ? Effect.useSpan(name, (span) => Effect.withParentSpan(body(span, fiber), span, { captureStackTrace: false }))
+      ? Effect.useSpan(name, (made) => Effect.withParentSpan(body(made, fiber), made, { captureStackTrace: false }))
       : body(undefined, fiber)
   )
 
@@ -154,8 +156,8 @@ export const observeCommand = (
   series.commands(`${command}\u0000${outcome}`, { command, outcome }).updateUnsafe(1, context)
   series.commandDuration(command, { command }).updateUnsafe(now - execution.started, context)
   if (attempts > 0) series.commandAttempts(command, { command }).updateUnsafe(attempts, context)
-  const span = Context.getOrUndefined(context, Tracer.ParentSpan)
-  const recording = span !== undefined && span._tag === "Span" ? span : undefined
+  const parent = Context.getOrUndefined(context, Tracer.ParentSpan)
+  const recording = parent !== undefined && parent._tag === "Span" ? parent : undefined
   recording?.attribute("eventcore.outcome", outcome)
   recording?.attribute("eventcore.attempts", attempts)
   if (Exit.isSuccess(exit)) {

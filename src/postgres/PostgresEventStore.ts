@@ -261,8 +261,6 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
     collection: string,
     body: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E, R> => Tracing.span(`EventStore.${operation}`, target, "SELECT", collection, body)
-  /** Records how many rows (events) a read returned, on its span. */
-  const returned = (span: Tracer.Span | undefined, rows: number) => span?.attribute("db.response.returned_rows", rows)
 
   const appendSql = Statements.append(schema)
   const readStreamsSql = Statements.readStreams(schema)
@@ -360,7 +358,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       if (span === undefined) return readStreamsUntraced(streamIds)
       span.attribute("eventcore.streams", streamIds.length)
       return Effect.map(readStreamsUntraced(streamIds), (reads) => {
-        returned(span, reads.reduce((n, read) => n + read.events.length, 0))
+        Tracing.returned(span, reads.reduce((n, read) => n + read.events.length, 0))
         return reads
       })
     })
@@ -397,7 +395,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       span.attribute("eventcore.page.after", request.after)
       span.attribute("eventcore.page.limit", request.limit)
       return Effect.map(readPageUntraced(request), (page) => {
-        returned(span, page.events.length)
+        Tracing.returned(span, page.events.length)
         return page
       })
     })

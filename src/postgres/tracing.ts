@@ -51,24 +51,28 @@ export const span = <A, E, R>(
   target: Target,
   operation: string,
   collection: string,
-  body: (span: Tracer.Span | undefined) => Effect.Effect<A, E, R>
+  body: (current: Tracer.Span | undefined) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
-  Telemetry.span(name, (span) => {
-    if (span !== undefined) {
-      span.attribute("db.system.name", "postgresql")
-      if (target.database !== undefined) span.attribute("db.namespace", target.database)
-      span.attribute("db.operation.name", operation)
-      span.attribute("db.collection.name", `${target.schema}.${collection}`)
-      span.attribute("eventcore.schema", target.schema)
+  Telemetry.span(name, (made) => {
+    if (made !== undefined) {
+      made.attribute("db.system.name", "postgresql")
+      if (target.database !== undefined) made.attribute("db.namespace", target.database)
+      made.attribute("db.operation.name", operation)
+      made.attribute("db.collection.name", `${target.schema}.${collection}`)
+      made.attribute("eventcore.schema", target.schema)
     }
-    return body(span)
+    return body(made)
   })
+
+/** Records how many rows (events) a read returned, on its span. */
+export const returned = (current: Tracer.Span | undefined, rows: number): void =>
+  current?.attribute("db.response.returned_rows", rows)
 
 /** The checkpoint store with a span per operation, named `CheckpointStore.<operation>`. */
 export const checkpoints = (store: CheckpointStore["Service"], target: Target): CheckpointStore["Service"] => {
   const traced = <A, E>(operation: string, verb: string, name: string, effect: Effect.Effect<A, E>) =>
-    span(`CheckpointStore.${operation}`, target, verb, "checkpoints", (span) => {
-      span?.attribute("eventcore.projection", name)
+    span(`CheckpointStore.${operation}`, target, verb, "checkpoints", (made) => {
+      made?.attribute("eventcore.projection", name)
       return effect
     })
   return {
