@@ -38,7 +38,7 @@ const tail = Command.make("tail", {
   type: Flag.String("type").pipe(Flag.withDescription("Only events of this type"), Flag.optional),
   limit: Flag.Int("limit").pipe(Flag.withDescription("Stop after this many events"), Flag.optional),
   poll: Flag.Int("poll-ms").pipe(
-    Flag.withDescription("How often to look for new events, in milliseconds"),
+    Flag.withDescription("How often to look for new events, in milliseconds (default 250)"),
     Flag.withDefault(250)
   )
 }, ({ filter, from, limit, poll, type }) =>

@@ -168,7 +168,10 @@ const behind = (schema: string, after: Position.Position, cap: number) =>
 
 const lag = Command.make("lag", {
   name: optionalName,
-  cap: Flag.Int("cap").pipe(Flag.withDescription("Stop counting at this many events"), Flag.withDefault(10_000))
+  cap: Flag.Int("cap").pipe(
+    Flag.withDescription("Stop counting at this many events (default 10000)"),
+    Flag.withDefault(10_000)
+  )
 }, ({ cap, name }) =>
   withDatabase(({ json, schema }) =>
     Effect.gen(function*() {

@@ -32,7 +32,7 @@ export const root = Command.make("eventcore").pipe(
       Flag.optional
     ),
     schema: Flag.String("schema").pipe(
-      Flag.withDescription("The schema holding the store's tables"),
+      Flag.withDescription("The schema holding the store's tables (default eventcore)"),
       Flag.withDefault(Migrations.defaultSchema)
     ),
     json: Flag.Boolean("json").pipe(

@@ -52,7 +52,7 @@ const list = Command.make("list", {
     Flag.withDescription("Only streams whose id starts with this (a category such as account-)"),
     Flag.optional
   ),
-  limit: Flag.Int("limit").pipe(Flag.withDescription("The most streams to list"), Flag.withDefault(100))
+  limit: Flag.Int("limit").pipe(Flag.withDescription("The most streams to list (default 100)"), Flag.withDefault(100))
 }, ({ limit, prefix }) =>
   withDatabase(({ json, schema }) =>
     Effect.gen(function*() {
@@ -91,7 +91,10 @@ const list = Command.make("list", {
 
 const show = Command.make("show", {
   id: Argument.String("stream-id").pipe(Argument.withDescription("The stream's id")),
-  limit: Flag.Int("limit").pipe(Flag.withDescription("The most events to show"), Flag.withDefault(1_000)),
+  limit: Flag.Int("limit").pipe(
+    Flag.withDescription("The most events to show (default 1000)"),
+    Flag.withDefault(1_000)
+  ),
   from: Flag.Int("from-version").pipe(
     Flag.withDescription("Start at this stream version (1 = the first event)"),
     Flag.withDefault(1)
