@@ -156,15 +156,18 @@ describe("the span tree of a command", () => {
 })
 
 describe("how many spans", () => {
-  it.effect("with Tracer.MinimumTraceLevel at Info, only the command's span: none per attempt or store operation", () =>
+  it.effect("with Tracer.MinimumTraceLevel at Info, only the command's span is sampled (exported)", () =>
     Effect.gen(function*() {
       const { spans, tracer } = recordingTracer()
       yield* CommandExecutor.execute(Deposit, { account: "9", amount: 1 }).pipe(
+        Effect.withSpan("request"),
         Effect.withTracer(tracer),
         Effect.provideService(Tracer.MinimumTraceLevel, "Info")
       )
-      assert.deepStrictEqual(spans.map((span) => span.name), ["CommandExecutor.execute"])
-      assert.strictEqual(spans[0]?.attributes.get("eventcore.outcome"), "ok")
+      const sampled = spans.filter((span) => span.sampled).map((span) => span.name)
+      assert.deepStrictEqual(sampled, ["request", "CommandExecutor.execute"])
+      // the others are still parented, so nothing under them becomes a root
+      assert.strictEqual(parentOf(one(spans, "EventStore.append")), one(spans, "CommandExecutor.attempt"))
     }).pipe(Effect.provide(TestLayers.memory())))
 })
 

@@ -295,7 +295,7 @@ const tracedDiscovery = <A, E, R>(
   boundary: ReadonlyMap<StreamId, unknown>,
   declared: number
 ): Effect.Effect<A, E, R> =>
-  Effect.useSpan("CommandExecutor.discover", (span) =>
+  Effect.useSpan("CommandExecutor.discover", Telemetry.fineGrained, (span) =>
     Effect.withParentSpan(
       Effect.ensuring(discovery, Effect.sync(() => span.attribute("eventcore.discovered", boundary.size - declared))),
       span,
@@ -309,7 +309,7 @@ const tracedDiscovery = <A, E, R>(
 export const traced = <A, E, R>(attempt: Effect.Effect<A, E, R>, number: number): Effect.Effect<A, E, R> =>
   Effect.useSpan(
     "CommandExecutor.attempt",
-    { attributes: { "eventcore.attempt": number } },
+    { ...Telemetry.fineGrained, attributes: { "eventcore.attempt": number } },
     (span) =>
       Effect.withParentSpan(
         Effect.onExit(attempt, (exit) =>

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Context, Effect, Exit, type Fiber, LogLevel, Metric, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, Metric, Tracer } from "effect"
 import type { ConcurrencyConflict } from "../Errors.ts"
 import {
   appendDuration,
@@ -68,14 +68,19 @@ const series = {
 
 /**
  * Whether this fiber makes EventCore's fine-grained spans (attempts, discovery, store
- * operations, subscription pages): only for a tracer that records them — Effect's native
- * tracer (the default) keeps spans in memory and exports nothing, so an in-memory command does
- * not pay for spans nobody can see — and only while `Tracer.MinimumTraceLevel` admits `Debug`
- * (the default, `All`, does): set it to `Info` to keep just the command and batch spans.
+ * operations, subscription pages): only for a tracer that records them. Effect's native tracer
+ * (the default) keeps spans in memory and exports nothing, so an in-memory command does not pay
+ * for spans nobody can see.
  */
 export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
-  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer &&
-  !LogLevel.isGreaterThan(fiber.getRef(Tracer.MinimumTraceLevel), "Debug")
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
+ * The level of the fine-grained spans: with `Tracer.MinimumTraceLevel` at `Info` they, and the
+ * statement spans under them, are not sampled (not exported), leaving the command and batch
+ * spans.
+ */
+export const fineGrained = { level: "Debug" } as const
 
 /**
  * Runs `body` in a span named `name` when the fiber's tracer records spans (see `tracing`),
@@ -89,7 +94,11 @@ export const span = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) =>
     tracing(fiber)
-      ? Effect.useSpan(name, (made) => Effect.withParentSpan(body(made, fiber), made, { captureStackTrace: false }))
+      ? Effect.useSpan(
+        name,
+        fineGrained,
+        (made) => Effect.withParentSpan(body(made, fiber), made, { captureStackTrace: false })
+      )
       : body(undefined, fiber)
   )
 
