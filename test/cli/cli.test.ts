@@ -83,24 +83,29 @@ describe("eventcore CLI", () => {
     assert.match(outcome.stdout, /eventcore v\d+\.\d+\.\d+/)
   })
 
-  it("usage errors exit 2: an unknown flag, a missing argument, no database, a bad schema name, no --yes", async () => {
-    const [unknownFlag, missingArgument, noDatabase, badSchema, noYes] = await Promise.all([
+  it("usage errors exit 2: no command, an unknown one, an unknown flag, a missing argument, no database, a bad schema name, no --yes", async () => {
+    const [noCommand, unknownCommand, unknownFlag, missingArgument, noDatabase, badSchema, noYes] = await Promise.all([
+      cli([]),
+      cli(["projections", "frobnicate"]),
       cli(["streams", "list", "--bogus"], { DATABASE_URL: url }),
       cli(["streams", "show"], { DATABASE_URL: url }),
       cli(["streams", "list"]),
-      cli(["streams", "list", "--schema", "Bad-Name"], { DATABASE_URL: url })
-    ].concat([cli(["projections", "rebuild", "balances", "--schema", schema], { DATABASE_URL: url })]))
-    for (const outcome of [unknownFlag, missingArgument, noDatabase, badSchema, noYes]) {
-      assert.strictEqual(outcome?.code, 2, outcome?.stderr)
+      cli(["streams", "list", "--schema", "Bad-Name"], { DATABASE_URL: url }),
+      cli(["projections", "rebuild", "balances", "--schema", schema], { DATABASE_URL: url })
+    ])
+    for (const outcome of [noCommand, unknownCommand, unknownFlag, missingArgument, noDatabase, badSchema, noYes]) {
+      assert.strictEqual(outcome.code, 2, outcome.stderr)
     }
-    assert.include(unknownFlag?.stderr, "--bogus")
-    assert.include(noDatabase?.stderr, "set DATABASE_URL")
-    assert.include(badSchema?.stderr, "--schema: Invalid PostgreSQL schema name")
-    assert.include(noYes?.stderr, "pass --yes to confirm")
+    assert.include(noCommand.stdout, "SUBCOMMANDS")
+    assert.include(unknownCommand.stderr, "frobnicate")
+    assert.include(unknownFlag.stderr, "--bogus")
+    assert.include(noDatabase.stderr, "set DATABASE_URL")
+    assert.include(badSchema.stderr, "--schema: Invalid PostgreSQL schema name")
+    assert.include(noYes.stderr, "pass --yes to confirm")
     // One clear line, no stack trace.
     for (const outcome of [noDatabase, badSchema, noYes]) {
-      assert.notMatch(outcome?.stderr ?? "", /\n\s+at /)
-      assert.strictEqual(outcome?.stderr.trim().split("\n").length, 1, outcome?.stderr)
+      assert.notMatch(outcome.stderr, /\n\s+at /)
+      assert.strictEqual(outcome.stderr.trim().split("\n").length, 1, outcome.stderr)
     }
   })
 
