@@ -24,7 +24,7 @@ import { CliFailure, ExitCode, fail } from "./Output.ts"
  */
 export const root = Command.make("eventcore").pipe(
   Command.withDescription(
-    "Operate an EventCore store in PostgreSQL: migrations, streams, events, projections, dead letters, health."
+    "Operate an EventCore store in PostgreSQL: migrations, streams, events, projections, dead letters, read models, health."
   ),
   Command.withSharedFlags({
     databaseUrl: Flag.String("database-url").pipe(

@@ -12,6 +12,7 @@ import * as Doctor from "./Doctor.ts"
 import * as Events from "./Events.ts"
 import * as Migrate from "./Migrate.ts"
 import * as Projections from "./Projections.ts"
+import * as ReadModels from "./ReadModels.ts"
 import * as Runtime from "./Runtime.ts"
 import { root } from "./Shared.ts"
 import * as Streams from "./Streams.ts"
@@ -27,6 +28,7 @@ const app = root.pipe(
     Streams.command,
     Events.command,
     Projections.command,
+    ReadModels.command,
     DeadLetters.command,
     Doctor.command
   ])

@@ -28,6 +28,10 @@ const commands = [
   ["dead-letters", "show"],
   ["dead-letters", "retry"],
   ["dead-letters", "discard"],
+  ["read-models"],
+  ["read-models", "versions"],
+  ["read-models", "promote"],
+  ["read-models", "retire"],
   ["doctor"]
 ] as const
 

@@ -6,7 +6,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { type Context, Duration, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { CommandExecutor, Position, Projection, ProjectionRunner } from "eventcore"
+import { CheckpointStore, CommandExecutor, Position, Projection, ProjectionRunner } from "eventcore"
 import { PostgresEventStore, PostgresProjection } from "eventcore/postgres"
 import * as Harness from "../postgres/harness.ts"
 import { Account, cli, databaseUrl, Deposit, dropSchema, Events, json, query, start } from "./harness.ts"
@@ -269,6 +269,45 @@ describe("reset and rebuild without waiting", () => {
     assert.deepStrictEqual(json(gone), { schema, projection: "cli_idle", reset: "the start", following: false })
     const after = await cli(inSchema("projections", "status", "cli_idle"), env())
     assert.strictEqual(after.code, 4)
+  })
+})
+
+describe("read-models (blue/green versions)", () => {
+  it("versions lists them; promote switches (refused while behind, unless --force); retire forgets an old one", async () => {
+    // Version 1 at the first event, version 2 at the second: as two runners would have saved them.
+    await run(CheckpointStore.save("cli_orders", Position.make(1, 1)))
+    await run(CheckpointStore.save("cli_orders@v2", Position.make(1, 2)))
+    const listed = await cli(inSchema("read-models", "versions", "cli_orders"), env())
+    assert.strictEqual(listed.code, 0, listed.stderr)
+    assert.match(listed.stdout, /^VERSION\s+NAME\s+ACTIVE\s+CHECKPOINT\s+EVENTS BEHIND\s+RUNNING\s+REBUILD\n/)
+    assert.match(listed.stdout, /\n1\s+cli_orders\s+yes\s+1\.1\s+\d+\s+no/)
+    assert.match(listed.stdout, /\n2\s+cli_orders@v2\s+1\.2\s+\d+\s+no/)
+
+    const promoted = await cli(inSchema("read-models", "promote", "cli_orders", "2", "--json"), env())
+    assert.strictEqual(promoted.code, 0, promoted.stderr)
+    assert.deepStrictEqual(json(promoted), { schema, readModel: "cli_orders", previous: 1, active: 2 })
+    const [back, unknown, retireActive, retireNoYes] = await Promise.all([
+      cli(inSchema("read-models", "promote", "cli_orders", "1"), env()),
+      cli(inSchema("read-models", "promote", "cli_orders", "3"), env()),
+      cli(inSchema("read-models", "retire", "cli_orders", "2", "--yes"), env()),
+      cli(inSchema("read-models", "retire", "cli_orders", "1"), env())
+    ])
+    assert.strictEqual(back.code, 1, back.stderr)
+    assert.include(back.stderr, "has not caught up")
+    assert.strictEqual(unknown.code, 4)
+    assert.include(unknown.stderr, "has no version 3 (known: 1, 2)")
+    assert.strictEqual(retireActive.code, 1)
+    assert.include(retireActive.stderr, "it is the active version")
+    assert.strictEqual(retireNoYes.code, 2)
+    const forced = await cli(inSchema("read-models", "promote", "cli_orders", "1", "--force"), env())
+    assert.strictEqual(forced.code, 0, forced.stderr)
+    assert.include(forced.stdout, "Version 1 of cli_orders is active (was 2)")
+    const retired = await cli(inSchema("read-models", "retire", "cli_orders", "2", "--yes"), env())
+    assert.strictEqual(retired.code, 0, retired.stderr)
+    const after = json<{ versions: Array<{ version: number; active: boolean }> }>(
+      await cli(inSchema("read-models", "versions", "cli_orders", "--json"), env())
+    )
+    assert.deepStrictEqual(after.versions.map((v) => [v.version, v.active]), [[1, true]])
   })
 })
 
