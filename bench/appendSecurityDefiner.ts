@@ -4,7 +4,8 @@
  * against the same function run with the caller's rights (ADR 20).
  *
  * Two schemas migrated alike; in one the function is replaced by its caller's-rights variant.
- * Three measurements, each in short runs alternating between the two (A B, B A, ...: drift on
+ * First the wrapper alone (a function adding 1, with and without the attributes), then three
+ * measurements of the append, each in short runs alternating between the two (A B, B A, ...: drift on
  * a shared machine hits both alike), summarized by the median of the pairs' ratios:
  *
  * - through the store: one fiber appending one event at a time (the latency a command sees);
@@ -66,7 +67,7 @@ const round = (store: EventStore.EventStore["Service"], stream: number) =>
   })
 
 const median = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
+  const sorted = values.toSorted((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid] ?? 0 : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
 }
@@ -78,6 +79,33 @@ const program = Effect.gen(function*() {
     yield* Migrations.run({ schema })
   }
   yield* sql.unsafe(invokerVariant(invoker)).unprepared
+
+  // The wrapper alone: a function that only adds 1, with and without the two attributes.
+  yield* sql.unsafe(`create function ${definer}.inc(a int) returns int language plpgsql
+    security definer set search_path = pg_catalog, pg_temp as $$ begin return a + 1; end $$`).unprepared
+  yield* sql.unsafe(`create function ${invoker}.inc(a int) returns int language plpgsql
+    as $$ begin return a + 1; end $$`).unprepared
+  const wrapperA: Array<number> = []
+  const wrapperB: Array<number> = []
+  const calls = 100_000
+  const incs = (schema: string) =>
+    Effect.gen(function*() {
+      const start = performance.now()
+      yield* sql.unsafe(`do $$ declare x int; begin for i in 1..${calls} loop x := ${schema}.inc(i); end loop; end $$`)
+        .unprepared
+      return ((performance.now() - start) * 1000) / calls
+    })
+  for (let pair = 0; pair < 6; pair++) {
+    const [first, second] = pair % 2 === 0 ? [definer, invoker] : [invoker, definer]
+    const x = yield* incs(first)
+    const y = yield* incs(second)
+    wrapperA.push(first === definer ? x : y)
+    wrapperB.push(first === definer ? y : x)
+  }
+  yield* Effect.log(
+    `the wrapper alone, 6 pairs of ${calls} calls of a function adding 1: median per call security definer ` +
+      `${median(wrapperA).toFixed(2)} µs, caller's rights ${median(wrapperB).toFixed(2)} µs`
+  )
   const a = yield* PostgresEventStore.make({ schema: definer, migrate: false })
   const b = yield* PostgresEventStore.make({ schema: invoker, migrate: false })
   // Warm both: connections, the function's plans.

@@ -312,8 +312,9 @@ const quoteIdentifier = (name: string) => `"${name.replaceAll(`"`, `""`)}"`
  */
 const applicationGrants = (s: string, role: string): ReadonlyArray<string> => [
   `grant usage on schema ${s} to ${role}`,
-  // Start-up (the recorded version), reads, the read horizon, idempotency keys' results.
-  `grant select on ${s}.migrations, ${s}.events, ${s}.idempotency_keys to ${role}`,
+  // Start-up (the recorded version), reads, the read horizon, idempotency keys' results;
+  // streams' versions for tools (the store reads them only inside the append function).
+  `grant select on ${s}.migrations, ${s}.events, ${s}.streams, ${s}.idempotency_keys to ${role}`,
   // Projection runners: checkpoints (saved, reset for a rebuild) and dead letters (recorded, cleared).
   `grant select, insert, update, delete on ${s}.checkpoints, ${s}.dead_letters to ${role}`,
   // Blue/green read models: the active version, set on first use and switched (read for update).
@@ -344,7 +345,7 @@ const applicationGrants = (s: string, role: string): ReadonlyArray<string> => [
  * const statements = Effect.runSync(Migrations.grants({ schema: "eventcore", role: "billing_app" }))
  * console.log(statements.map((statement) => `${statement};`).join("\n"))
  * // grant usage on schema eventcore to "billing_app";
- * // grant select on eventcore.migrations, eventcore.events, eventcore.idempotency_keys to "billing_app"; ...
+ * // grant select on eventcore.migrations, eventcore.events, eventcore.streams, eventcore.idempotency_keys to "billing_app"; ...
  * ```
  * @since 0.3.0
  */
