@@ -142,8 +142,8 @@ const program = Effect.gen(function*() {
       yield* sql.unsafe(`do $$ begin
         set local synchronous_commit = off;
         for i in 1..${loopCalls} loop
-          perform ${schema}.append(array['${stream}'], array[-1]::bigint[], array[gen_random_uuid()], array['${stream}'],
-            array['Ticked'], array[1], array['{"_tag":"Ticked"}'::jsonb], array['{}'::jsonb], now());
+          perform ${schema}.append(array['${stream}'], array[-1]::bigint[], array[gen_random_uuid()],
+            array['${stream}'], array['Ticked'], array[1], array['{"_tag":"Ticked"}'::jsonb], array['{}'::jsonb], now());
           commit;
           set local synchronous_commit = off;
         end loop;

@@ -345,7 +345,8 @@ const applicationGrants = (s: string, role: string): ReadonlyArray<string> => [
  * const statements = Effect.runSync(Migrations.grants({ schema: "eventcore", role: "billing_app" }))
  * console.log(statements.map((statement) => `${statement};`).join("\n"))
  * // grant usage on schema eventcore to "billing_app";
- * // grant select on eventcore.migrations, eventcore.events, eventcore.streams, eventcore.idempotency_keys to "billing_app"; ...
+ * // grant select on eventcore.migrations, eventcore.events, eventcore.streams,
+ * //   eventcore.idempotency_keys to "billing_app"; ...
  * ```
  * @since 0.3.0
  */
