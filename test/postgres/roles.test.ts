@@ -31,6 +31,7 @@ import {
   Transfer,
   Withdraw
 } from "../../examples/banking/Account.ts"
+import * as PostgresAppend from "../../src/postgres/appendFunction.ts"
 import * as Harness from "./harness.ts"
 
 const suffix = Math.random().toString(36).slice(2, 10)
@@ -351,29 +352,31 @@ layer(Roles, { excludeTestServices: true, timeout: "120 seconds" })("migrations 
   it.effect("an application starting on a schema with a migration pending fails, naming what it lacks", () =>
     Effect.gen(function*() {
       const pendingSchema = `${schema}_pending`
-      const last = Migrations.all[Migrations.all.length - 1]?.version ?? 0
+      // The migration that makes the append run as its owner, as on a store created before it.
+      const upgrade = Migrations.all.find((m) => m.name === "append_as_owner")?.version ?? 0
+      const recorded = asMigrator(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Effect.map(
+          sql.unsafe<{ readonly version: number }>(`select version from ${pendingSchema}.migrations`),
+          (rows) => rows.map((row) => row.version)
+        )))
       yield* asMigrator(Effect.gen(function*() {
         yield* Migrations.run({ schema: pendingSchema, grantTo: [app] })
-        // As if this code were newer than the schema: its last version is not recorded.
-        yield* execAll([`delete from ${pendingSchema}.migrations where version = ${last}`])
+        yield* execAll([`delete from ${pendingSchema}.migrations where version = ${upgrade}`])
       }))
-      const error = yield* Effect.flip(
-        Effect.scoped(Effect.provide(PostgresEventStore.make({ schema: pendingSchema }), clientAs(app, 2)))
+      const startApp = Effect.scoped(
+        Effect.provide(PostgresEventStore.make({ schema: pendingSchema }), clientAs(app, 2))
       )
+      const error = yield* Effect.flip(startApp)
       assert.strictEqual(error._tag, "MissingPrivilege")
       if (error._tag !== "MissingPrivilege") return
-      assert.deepStrictEqual(error.pending, [last])
+      assert.deepStrictEqual(error.pending, [upgrade])
       assert.strictEqual(error.role, app)
       assert.include(error.missing, migrator)
       assert.include(error.message, "Run the migrations as the migration role")
-      // Nothing changed.
-      const recorded = yield* asMigrator(
-        Effect.flatMap(
-          SqlClient.SqlClient,
-          (sql) => sql.unsafe<{ readonly version: number }>(`select version from ${pendingSchema}.migrations`)
-        )
-      )
-      assert.notInclude(recorded.map((row) => row.version), last)
+      assert.notInclude(yield* recorded, upgrade) // nothing changed
+      // The migration role applies it (over the function as it stands), and the application starts.
+      assert.deepStrictEqual(yield* asMigrator(Migrations.run({ schema: pendingSchema, grantTo: [app] })), [upgrade])
+      yield* startApp
     }))
 
   it.effect("the migration role needs CREATE on the database only to create the schema", () =>
@@ -397,5 +400,25 @@ layer(Roles, { excludeTestServices: true, timeout: "120 seconds" })("migrations 
       yield* asMigrator(execAll(statements))
       const bad = yield* Effect.flip(Migrations.grants({ schema, role: "x".repeat(64) }))
       assert.strictEqual(bad._tag, "InvalidInput")
+    }))
+
+  it.effect("only the roles granted it may append: PUBLIC's default EXECUTE is revoked", () =>
+    Effect.gen(function*() {
+      const rows = yield* asAdmin(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.unsafe<{ readonly grantee: string; readonly privilege: string }>(
+          `select coalesce(r.rolname, 'PUBLIC') as grantee, a.privilege_type as privilege
+           from pg_proc p, aclexplode(p.proacl) a left join pg_roles r on r.oid = a.grantee
+           where p.oid = $1::regprocedure order by 1`,
+          [`${schema}.append(${PostgresAppend.appendSignature})`]
+        )))
+      assert.deepStrictEqual(
+        rows.map((row) =>
+          `${row.grantee} ${row.privilege}`
+        ).toSorted(),
+        [
+          `${app} EXECUTE`,
+          `${migrator} EXECUTE`
+        ].toSorted()
+      )
     }))
 })
