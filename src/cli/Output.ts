@@ -83,3 +83,19 @@ export const duration = (millis: number): string => {
   if (minutes < 60) return `${minutes}m ${String(seconds % 60).padStart(2, "0")}s`
   return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`
 }
+
+/**
+ * A progress line on standard error: redrawn in place on a terminal, else printed when
+ * `changed` (so a log gets one line per change, not one per poll).
+ */
+export const progress = (text: string, options: { readonly tty: boolean; readonly changed: boolean }) =>
+  Effect.sync(() => {
+    if (options.tty) process.stderr.write(`\r\u001b[2K${text}`)
+    else if (options.changed) process.stderr.write(`${text}\n`)
+  })
+
+/** Ends a progress line drawn in place. */
+export const endProgress = (tty: boolean, newline: boolean) =>
+  Effect.sync(() => {
+    if (tty) process.stderr.write(newline ? "\n" : "\r\u001b[2K")
+  })

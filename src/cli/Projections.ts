@@ -10,7 +10,7 @@
  *
  * @internal
  */
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, Option, Stdio } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import * as Position from "../Position.ts"
@@ -251,27 +251,29 @@ export const follow = (options: {
 }) =>
   Effect.gen(function*() {
     const { projection, schema, target } = options
-    const tty = process.stderr.isTTY === true
+    const tty = yield* (yield* Stdio.Stdio).stderrIsTerminal
     const started = yield* Clock.currentTimeMillis
     const total = Number(Position.sequence(target))
     let first: { readonly at: number; readonly done: number } | undefined
-    let lastLine = ""
+    let lastKey = ""
     while (true) {
       const progress = yield* progressOf(schema, projection, target)
       const now = yield* Clock.currentTimeMillis
       if (progress.state === "done") {
-        if (tty) process.stderr.write("\r\u001b[2K")
+        yield* Output.endProgress(tty, false)
         return { elapsedMillis: now - started, checkpoint: progress.checkpoint }
       }
       const done = progress.checkpoint === undefined
         ? 0
         : Math.min(total, Number(Position.sequence(progress.checkpoint)))
-      let text: string
+      let summary: string
+      let bar = ""
+      let key: string = progress.state
       if (progress.state === "pending") {
-        text = `${options.what}: waiting for a runner of ${projection} to take the rebuild ` +
+        summary = `waiting for a runner of ${projection} to take the rebuild ` +
           "(a running runner notices it; otherwise the next one to start does)"
       } else if (progress.state === "waiting") {
-        text = `${options.what}: waiting for a runner of ${projection} to start processing`
+        summary = `waiting for a runner of ${projection} to start processing`
       } else {
         if (first === undefined || done < first.done) first = { at: now, done }
         const rate = (done - first.done) / Math.max(1, now - first.at)
@@ -279,24 +281,19 @@ export const follow = (options: {
         const ratio = total === 0 ? 1 : done / total
         const width = 30
         const filled = Math.round(ratio * width)
-        const bar = tty ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ` : ""
-        text = `${options.what}: ${bar}${Math.floor(ratio * 100)}% (about ${done}/${total} events), ETA ${eta}`
+        if (tty) bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}] `
+        summary = `${Math.floor(ratio * 100)}% (about ${done}/${total} events), ETA ${eta}`
+        key = `running ${Math.floor(ratio * 10)}`
       }
-      if (tty) {
-        process.stderr.write(`\r\u001b[2K${text}`)
-      } else {
-        // One line per change of state or of ten percent, not one per poll.
-        const key = text.replace(/\d+% .*$/, (m) => `${Math.floor(Number.parseInt(m, 10) / 10)}`)
-        if (key !== lastLine) yield* Output.notice(text)
-        lastLine = key
-      }
+      // Without a terminal: one line per change of state or of ten percent, not one per poll.
+      yield* Output.progress(`${options.what}: ${bar}${summary}`, { tty, changed: key !== lastKey })
+      lastKey = key
       if (options.timeoutSeconds !== undefined && now - started >= options.timeoutSeconds * 1000) {
-        if (tty) process.stderr.write("\n")
+        yield* Output.endProgress(tty, true)
         return yield* Output.fail(
           Output.ExitCode.failed,
-          `${options.what}: not caught up after ${options.timeoutSeconds}s (${
-            progress.state === "running" ? text.replace(/^.*?: /, "") : "no runner has taken it"
-          }); it goes on without the CLI: see \`eventcore projections status ${projection}\``
+          `${options.what}: not caught up after ${options.timeoutSeconds}s (${summary}); ` +
+            `it goes on without the CLI: see \`eventcore projections status ${projection}\``
         )
       }
       yield* Effect.sleep("500 millis")

@@ -60,7 +60,7 @@ const describeUrl = (url: string): string => {
 }
 
 /** The shared flags, validated: a URL is given, the schema name is one the store accepts. */
-export const settings: Effect.Effect<Settings, CliFailure, Command.CommandContext<"eventcore">> = Effect.gen(
+const settings: Effect.Effect<Settings, CliFailure, Command.CommandContext<"eventcore">> = Effect.gen(
   function*() {
     const flags = yield* root
     const fromEnv = yield* Config.option(Config.String("DATABASE_URL")).pipe(
@@ -101,7 +101,7 @@ const findSqlError = (error: unknown): SqlError | undefined => {
  * Turns a failure into the line a person reads and its exit code: a connection that could
  * not be made (3), a store that is not there (4), bad input (2), anything else (1).
  */
-export const explain = (error: unknown, current: Settings): CliFailure => {
+const explain = (error: unknown, current: Settings): CliFailure => {
   if (error instanceof CliFailure) return error
   if (error instanceof InvalidInput) return new CliFailure({ exitCode: ExitCode.usage, message: error.message })
   const sqlError = findSqlError(error)
@@ -150,15 +150,14 @@ export const withDatabase = <A, E, R>(
         })
       ),
       Effect.scoped,
-      Effect.catchCause((cause) =>
-        Cause.hasInterruptsOnly(cause)
-          ? Effect.failCause(cause as Cause.Cause<never>)
-          : Effect.fail(explain(Cause.squash(cause), current))
-      )
+      // Failures are explained; defects (bugs) and interruptions go on as they are.
+      Effect.catchCause((cause) => {
+        const failure = Cause.findErrorOption(cause)
+        return failure._tag === "Some"
+          ? Effect.fail(explain(failure.value, current))
+          : Effect.failCause(cause as Cause.Cause<never>)
+      })
     ) as Effect.Effect<A, CliFailure, Exclude<R, SqlClient.SqlClient>>)
-
-/** The SqlClient, for statements on the store's tables. */
-export const sql = SqlClient.SqlClient
 
 /**
  * Fails with "no store here" (exit 4) unless the schema holds an EventCore store; the first

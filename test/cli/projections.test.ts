@@ -259,7 +259,7 @@ describe("reset and rebuild without waiting", () => {
     assert.strictEqual(refused.code, 1)
     assert.include(refused.stderr, "A rebuild of cli_idle is pending")
     assert.strictEqual(timedOut.code, 1)
-    assert.include(timedOut.stderr, "not caught up after 0s (no runner has taken it)")
+    assert.include(timedOut.stderr, "not caught up after 0s (waiting for a runner of cli_idle to take the rebuild")
 
     await query(`update ${schema}.checkpoints set rebuild_pending = false where name = 'cli_idle'`)
     const moved = await cli(inSchema("projections", "reset", "cli_idle", "--yes", "--to", "1.1", "--no-wait"), env())
