@@ -1,7 +1,7 @@
 /**
  * `node --import ./scripts/source.mjs bench/appendSecurityDefiner.ts`: what running the append
  * function as its owner (`security definer`, with a fixed `search_path`) costs per append,
- * against the same function run with the caller's rights (ADR 20).
+ * against the same function run with the caller's rights (ADR 19).
  *
  * Two schemas migrated alike; in one the function is replaced by its caller's-rights variant.
  * First the wrapper alone (a function adding 1, with and without the attributes), then three

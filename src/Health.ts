@@ -1,5 +1,5 @@
 /**
- * Health checks with liveness and readiness semantics (ADR 18), for any store: is the store
+ * Health checks with liveness and readiness semantics (ADR 17), for any store: is the store
  * reachable and how fast, how far the read horizon trails, what each projection runner is
  * doing and how far behind it is, and how many events were dead-lettered.
  *

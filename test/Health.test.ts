@@ -1,6 +1,6 @@
 /**
  * The health check on the in-memory store: what each check reports, and what liveness,
- * readiness and the status mean together (ADR 18).
+ * readiness and the status mean together (ADR 17).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope, SubscriptionRef } from "effect"

@@ -4,7 +4,7 @@
  * server's round trip, the schema's version against the library's, the read horizon, every
  * projection that has a checkpoint in the store, and dead letters — plus the status and lag of
  * the projection runners of this process, when given. Statuses, liveness and readiness are
- * `Health`'s (ADR 18).
+ * `Health`'s (ADR 17).
  *
  * @since 0.3.0
  */

@@ -98,7 +98,7 @@ export const appendSignature =
  * positions in order — or, when the key was already used, only `o_replay`: what the first
  * append with that key returned.
  *
- * It runs with its owner's rights (`security definer`; ADR 20): the application role executes
+ * It runs with its owner's rights (`security definer`; ADR 19): the application role executes
  * it and holds no INSERT, UPDATE or DELETE on the tables it writes, so events enter the store
  * only through it. Its `search_path` is fixed to `pg_catalog, pg_temp` (every object of the
  * store is schema-qualified), so a caller's own objects cannot stand in for built-ins it uses.

@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL health check on a real server, from a bare connection: the schema's version
  * against the library's, the read horizon and who holds it, every checkpoint and how far
- * behind it is, dead letters, and a server that refuses or never answers (ADR 18). Other test
+ * behind it is, dead letters, and a server that refuses or never answers (ADR 17). Other test
  * files may hold the read horizon too (their transactions are cluster-wide): thresholds on it
  * are set out of their reach where a test is not about it.
  */
