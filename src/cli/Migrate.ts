@@ -4,51 +4,97 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as Migrations from "../postgres/Migrations.ts"
 import * as Output from "./Output.ts"
 import { withDatabase } from "./Shared.ts"
 
-const apply = Command.make("migrate", {
-  dryRun: Flag.Boolean("dry-run").pipe(
-    Flag.withDescription("Print the SQL that would run, and change nothing"),
-    Flag.withDefault(false)
-  )
-}, ({ dryRun }) =>
-  withDatabase(({ json, schema }) =>
-    Effect.gen(function*() {
-      if (dryRun) {
-        const { pending } = yield* Migrations.plan({ schema })
-        if (json) {
-          return yield* Output.json({ schema, dryRun: true, pending })
-        }
-        if (pending.length === 0) return yield* Output.line(`-- schema ${schema} is up to date: nothing to run`)
-        yield* Output.line(`-- eventcore migrate --schema ${schema}: would run, in one transaction:`)
-        for (const migration of pending) {
-          yield* Output.line(`\n-- migration ${migration.version}: ${migration.name}`)
-          for (const statement of migration.statements) yield* Output.line(`${statement};`)
-        }
-        return
-      }
-      const applied = yield* Migrations.run({ schema })
-      if (json) return yield* Output.json({ schema, applied })
-      yield* Output.line(
-        applied.length === 0
-          ? `Schema ${schema} is up to date (version ${latest}).`
-          : `Migrated schema ${schema}: applied ${applied.join(", ")}; now at version ${latest}.`
+/**
+ * The roles given with `--grant-to`, each a valid role name. Repeated rather than
+ * comma-separated: a role name may hold a comma.
+ */
+const parseRoles = (roles: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>, Output.CliFailure> =>
+  Effect.forEach(roles, (role) =>
+    Schema.decodeUnknownEffect(Migrations.RoleName)(role).pipe(
+      Effect.mapError(() =>
+        new Output.CliFailure({
+          exitCode: Output.ExitCode.usage,
+          message: `--grant-to: ${JSON.stringify(role)} is not a role name: 1-63 printable ASCII characters, ` +
+            `as \`select current_user\` shows it`
+        })
       )
-    })
-  )).pipe(
-    Command.withDescription(
-      "Apply the store's pending migrations to --schema (idempotent, one transaction, safe to run concurrently)."
+    ))
+
+const apply = Command.make(
+  "migrate",
+  {
+    dryRun: Flag.Boolean("dry-run").pipe(
+      Flag.withDescription("Print the SQL that would run, and change nothing"),
+      Flag.withDefault(false)
     ),
-    Command.withExamples([
-      { command: "eventcore migrate", description: "Apply what is pending" },
-      { command: "eventcore migrate --dry-run > migrate.sql", description: "Print the SQL for review" },
-      { command: "eventcore migrate status", description: "Applied versions vs the library's" }
-    ])
-  )
+    grantTo: Flag.String("grant-to").pipe(
+      Flag.withDescription(
+        "After migrating, give this role the application's privileges (Migrations.grants); repeat for more roles"
+      ),
+      Flag.atLeast(0)
+    )
+  },
+  ({ dryRun, grantTo }) =>
+    Effect.flatMap(parseRoles(grantTo), (roles) =>
+      withDatabase(({ json, schema }) =>
+        Effect.gen(function*() {
+          const granted = roles.length > 0 ? { grantedTo: roles } : {}
+          if (dryRun) {
+            const { pending, grants } = yield* Migrations.plan({ schema, grantTo: roles })
+            if (json) {
+              return yield* Output.json({ schema, dryRun: true, pending, ...(roles.length > 0 ? { grants } : {}) })
+            }
+            if (pending.length === 0 && grants.length === 0) {
+              return yield* Output.line(`-- schema ${schema} is up to date: nothing to run`)
+            }
+            yield* Output.line(
+              `-- eventcore migrate --schema ${schema}${
+                roles.map((role) => ` --grant-to ${JSON.stringify(role)}`).join("")
+              }: would run, in one transaction:`
+            )
+            if (pending.length === 0) yield* Output.line(`\n-- schema ${schema} is up to date: no migration to run`)
+            for (const migration of pending) {
+              yield* Output.line(`\n-- migration ${migration.version}: ${migration.name}`)
+              for (const statement of migration.statements) yield* Output.line(`${statement};`)
+            }
+            if (grants.length > 0) {
+              yield* Output.line(`\n-- the application's privileges (run as the migration role)`)
+              for (const statement of grants) yield* Output.line(`${statement};`)
+            }
+            return
+          }
+          const applied = yield* Migrations.run({ schema, grantTo: roles })
+          if (json) return yield* Output.json({ schema, applied, ...granted })
+          yield* Output.line(
+            applied.length === 0
+              ? `Schema ${schema} is up to date (version ${latest}).`
+              : `Migrated schema ${schema}: applied ${applied.join(", ")}; now at version ${latest}.`
+          )
+          if (roles.length > 0) {
+            yield* Output.line(`Granted the application's privileges on schema ${schema} to ${roles.join(", ")}.`)
+          }
+        })
+      ))
+).pipe(
+  Command.withDescription(
+    "Apply the store's pending migrations to --schema (idempotent, one transaction, safe to run concurrently)."
+  ),
+  Command.withExamples([
+    { command: "eventcore migrate", description: "Apply what is pending" },
+    { command: "eventcore migrate --dry-run > migrate.sql", description: "Print the SQL for review" },
+    {
+      command: "eventcore migrate --grant-to billing_app",
+      description: "Apply what is pending, then grant the application role its privileges"
+    },
+    { command: "eventcore migrate status", description: "Applied versions vs the library's" }
+  ])
+)
 
 const latest = Math.max(...Migrations.all.map((migration) => migration.version))
 

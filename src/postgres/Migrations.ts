@@ -322,6 +322,7 @@ const applicationGrants = (s: string, role: string): ReadonlyArray<string> => [
   `grant execute on function ${s}.append(${appendSignature}), ${s}.tx_offset() to ${role}`,
   // Tables that later migrations (or the migration role's read models) add to the schema are
   // readable at once; anything more comes with the grants of the version that adds them.
+  // Default privileges cover only objects the role running this creates: the migration role.
   `alter default privileges in schema ${s} grant select on tables to ${role}`
 ]
 
@@ -541,16 +542,15 @@ export const run = Effect.fn("Migrations.run")(function*(
   )
 })
 
-/** What `run` creates first when missing: the schema and its `migrations` table (as `run` does). */
-const preamble = (schema: string): ReadonlyArray<string> => [
-  `create schema if not exists ${schema}`,
-  createMigrationsTable(schema)
-]
-
 /**
- * What `run` would do to a schema, without doing it: the statements it would send, in order
- * (creating the schema and its `migrations` table when missing, then each pending migration
- * and the row recording it), and the versions already applied. Reads only.
+ * What `run` would do to a schema, without doing it: the statements it would send, in order,
+ * and the versions already applied. Reads only (the catalog and the `migrations` table).
+ *
+ * The first pending migration's statements begin with what `run` creates when it is missing
+ * (the schema, then its `migrations` table); each migration ends with the row recording it.
+ * `grants` are the statements `run({ grantTo })` sends after them, in the same transaction
+ * (none without `grantTo`). Everything runs under the migrators' advisory lock, which is not
+ * listed.
  *
  * @example
  * ```ts
@@ -558,43 +558,52 @@ const preamble = (schema: string): ReadonlyArray<string> => [
  * import { Migrations } from "eventcore/postgres"
  *
  * const dryRun = Effect.map(
- *   Migrations.plan({ schema: "eventcore" }), // needs a SqlClient
- *   ({ pending }) => pending.flatMap((migration) => migration.statements).join(";\n")
+ *   Migrations.plan({ schema: "eventcore", grantTo: ["billing_app"] }), // needs a SqlClient
+ *   ({ pending, grants }) => [...pending.flatMap((migration) => migration.statements), ...grants].join(";\n")
  * )
  * ```
  * @since 0.3.0
  */
 export const plan = Effect.fn("Migrations.plan")(function*(
-  options?: { readonly schema?: string | undefined }
+  options?: {
+    readonly schema?: string | undefined
+    /** Roles `run` would give the application's privileges (`grants`). */
+    readonly grantTo?: ReadonlyArray<string> | undefined
+  }
 ): Effect.fn.Return<
   {
     readonly applied: ReadonlyArray<{ readonly version: number; readonly name: string; readonly appliedAt: Date }>
     readonly pending: ReadonlyArray<
       { readonly version: number; readonly name: string; readonly statements: ReadonlyArray<string> }
     >
+    readonly grants: ReadonlyArray<string>
   },
   SqlError | InvalidInput,
   SqlClient.SqlClient
 > {
   const schema = yield* parseSchemaName(options?.schema ?? defaultSchema)
+  const roles = yield* Effect.forEach(options?.grantTo ?? [], parseRoleName)
   const sql = yield* SqlClient.SqlClient
-  const found = yield* sql.unsafe<{ readonly found: boolean }>("select to_regclass($1) is not null as found", [
-    `${schema}.migrations`
-  ])
-  const applied = found[0]?.found === true
+  const found = (yield* sql.unsafe<Found>(inspectSql, [schema]).unprepared)[0]
+  const applied = found?.table_exists === true
     ? (yield* sql.unsafe<{ readonly version: number; readonly name: string; readonly applied_at: Date }>(
       `select version, name, applied_at from ${schema}.migrations order by version`
     )).map((row) => ({ version: Number(row.version), name: row.name, appliedAt: row.applied_at }))
     : []
   const done = new Set(applied.map((row) => row.version))
+  // As `run`: the schema and the table only when missing.
+  const preamble = [
+    ...(found?.schema_exists === true ? [] : [`create schema ${schema}`]),
+    ...(found?.table_exists === true ? [] : [createMigrationsTable(schema)])
+  ]
   const pending = all.filter((migration) => !done.has(migration.version)).map((migration, i) => ({
     version: migration.version,
     name: migration.name,
     statements: [
-      ...(i === 0 && found[0]?.found !== true ? preamble(schema) : []),
+      ...(i === 0 ? preamble : []),
       ...migration.statements(schema),
       `insert into ${schema}.migrations (version, name) values (${migration.version}, '${migration.name}')`
     ]
   }))
-  return { applied, pending }
+  return { applied, pending, grants: roles.flatMap((role) => applicationGrants(schema, quoteIdentifier(role))) }
 })

@@ -75,6 +75,7 @@ describe("eventcore CLI", () => {
     assert.include(byPath.get("")?.stdout, "--database-url")
     assert.include(byPath.get("")?.stdout, "dead-letters")
     assert.include(byPath.get("migrate")?.stdout, "--dry-run")
+    assert.include(byPath.get("migrate")?.stdout, "--grant-to")
     assert.include(byPath.get("projections rebuild")?.stdout, "--yes")
     assert.include(byPath.get("projections rebuild")?.stdout, "--timeout")
     assert.include(byPath.get("events tail")?.stdout, "--limit")
@@ -145,7 +146,7 @@ describe("eventcore CLI", () => {
     const env = { DATABASE_URL: url }
     const dryRun = await cli(["migrate", "--dry-run", "--schema", schema], env)
     assert.strictEqual(dryRun.code, 0, dryRun.stderr)
-    assert.include(dryRun.stdout, `create schema if not exists ${schema};`)
+    assert.include(dryRun.stdout, `create schema ${schema};`)
     assert.include(dryRun.stdout, `create table ${schema}.events (`)
     for (const migration of Migrations.all) {
       assert.include(dryRun.stdout, `-- migration ${migration.version}: ${migration.name}`)
