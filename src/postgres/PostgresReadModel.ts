@@ -85,6 +85,13 @@ const defaultMigrationsTable = (name: string) => `eventcore_read_model_${name.re
 /**
  * Runs the read model's migrations (each once, in order, under the migrator's lock).
  *
+ * With nothing pending it only reads the migrations table: a role with `select` on it (and
+ * no more) starts. Effect's migrator locks that table (ACCESS EXCLUSIVE) before it looks,
+ * which PostgreSQL allows only with UPDATE, DELETE or TRUNCATE, so it runs only when a
+ * migration is pending; concurrent starts still serialize on its lock. A pending migration the
+ * role may not apply fails with a `MigrationError` that says to run it as the migration role
+ * (docs/roles.md).
+ *
  * @example
  * ```ts
  * import { Effect } from "effect"
@@ -98,17 +105,58 @@ const defaultMigrationsTable = (name: string) => `eventcore_read_model_${name.re
  * ```
  * @since 0.3.0
  */
-export const migrate = (
+export const migrate = Effect.fn("PostgresReadModel.migrate")(function*(
   name: string,
   migrations: Readonly<Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>>>,
   migrationsTable?: string
-): Effect.Effect<void, Migrator.MigrationError | SqlError, SqlClient.SqlClient> =>
-  Effect.asVoid(
-    Migrator.make({})({
-      loader: Migrator.fromRecord({ ...migrations }),
-      table: migrationsTable ?? defaultMigrationsTable(name)
+): Effect.fn.Return<void, Migrator.MigrationError | SqlError, SqlClient.SqlClient> {
+  const sql = yield* SqlClient.SqlClient
+  const table = migrationsTable ?? defaultMigrationsTable(name)
+  // The ids the migrator would consider: keys `<id>_<name>`; it runs those above the latest recorded.
+  const ids = Object.keys(migrations).flatMap((key) => {
+    const match = /^(\d+)_(.+)$/.exec(key)
+    return match?.[1] === undefined ? [] : [Number(match[1])]
+  })
+  // The table named as the migrator names it (quoted as its statements quote it).
+  const [quoted] = sql`${sql(table)}`.compile(true)
+  const [found] = yield* sql<{ readonly role: string; readonly found: boolean }>`select current_user::text as role,
+    to_regclass(${quoted}) is not null as found`.withoutTransform
+  const pending = found?.found === true
+    ? yield* Effect.map(
+      sql<{ readonly latest: number | null }>`select max(migration_id) as latest from ${sql(table)}`.withoutTransform,
+      (rows) => ids.filter((id) => id > Number(rows[0]?.latest ?? 0))
+    )
+    : ids
+  // A missing table is the migrator's to create, even with no migrations (as before).
+  if (found?.found === true && pending.length === 0) return
+  yield* Migrator.make({})({ loader: Migrator.fromRecord({ ...migrations }), table }).pipe(
+    Effect.mapError((error) => {
+      const denied = permissionDenied(error)
+      return denied === undefined ? error : new Migrator.MigrationError({
+        kind: "Failed",
+        cause: error,
+        message: `Read model ${name} has migrations pending (${pending.toSorted((a, b) => a - b).join(", ")}) that ` +
+          `role ${found?.role ?? "?"} cannot apply (${denied}). Run the read model's migrations as the migration ` +
+          `role (PostgresReadModel.migrate connected as it, with migrations table ${table}), then start again. ` +
+          `See docs/roles.md.`
+      })
     })
   )
+})
+
+/**
+ * The server's message when it refused for want of a privilege (SQLSTATE 42501): the
+ * migrator's lock or table, or a statement of a migration (wrapped in a `MigrationError`).
+ */
+const permissionDenied = (error: Migrator.MigrationError | SqlError): string | undefined => {
+  const sqlError: unknown = error._tag === "SqlError" ? error : error.cause
+  if (typeof sqlError !== "object" || sqlError === null || !("reason" in sqlError)) return undefined
+  const reason: unknown = sqlError.reason
+  const cause: unknown = typeof reason === "object" && reason !== null && "cause" in reason ? reason.cause : undefined
+  if (typeof cause !== "object" || cause === null) return undefined
+  const { code, message } = cause as { readonly code?: unknown; readonly message?: unknown }
+  return code === "42501" ? (typeof message === "string" ? message : "permission denied") : undefined
+}
 
 const provideQueries = <D extends SqlQueries>(queries: D, sql: SqlClient.SqlClient): Provided<D> => {
   const provided: Record<string, (...args: never) => Effect.Effect<unknown, unknown>> = {}

@@ -98,7 +98,8 @@ const Roles = Layer.effectDiscard(Effect.gen(function*() {
     yield* execAll([
       `grant usage on schema ${readModels} to ${app}`,
       `grant select, insert, update, delete, truncate on ${readModels}.balances to ${app}`,
-      `grant select, update on ${readModels}.balances_migrations to ${app}`
+      // Only select: with nothing pending, the read model's start only reads its migrations table.
+      `grant select on ${readModels}.balances_migrations to ${app}`
     ])
   }))
 }))
@@ -377,6 +378,95 @@ layer(Roles, { excludeTestServices: true, timeout: "120 seconds" })("migrations 
       // The migration role applies it (over the function as it stands), and the application starts.
       assert.deepStrictEqual(yield* asMigrator(Migrations.run({ schema: pendingSchema, grantTo: [app] })), [upgrade])
       yield* startApp
+    }))
+
+  it.effect("a read model starts with only select on its migrations table; a pending one says to migrate as the migration role", () =>
+    Effect.gen(function*() {
+      const table = `${readModels}.later_migrations`
+      const first = {
+        "1_create_later": Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql.unsafe(`create table ${readModels}.later (id int primary key)`).unprepared
+        )
+      }
+      const second = {
+        ...first,
+        "2_add_note": Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql.unsafe(`alter table ${readModels}.later add column note text`).unprepared
+        )
+      }
+      const recorded = asMigrator(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        Effect.map(
+          sql.unsafe<{ readonly migration_id: number }>(`select migration_id from ${table} order by 1`),
+          (rows) => rows.map((row) => row.migration_id)
+        )))
+      // Two migrators at once: the migrator's lock serializes them, each migration runs once.
+      yield* asMigrator(Effect.all([
+        PostgresReadModel.migrate("later", first, table),
+        PostgresReadModel.migrate("later", first, table)
+      ], { concurrency: 2 }))
+      assert.deepStrictEqual(yield* recorded, [1])
+      yield* asAdmin(execAll([`grant select on ${table} to ${app}`]))
+      const asApp = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+        Effect.scoped(Effect.provide(effect, clientAs(app, 1)))
+
+      // Nothing pending: the application role (select only, no UPDATE for the migrator's lock) starts.
+      yield* asApp(PostgresReadModel.migrate("later", first, table))
+      // Something pending: refused, saying what to do; nothing changed.
+      const error = yield* Effect.flip(asApp(PostgresReadModel.migrate("later", second, table)))
+      assert.strictEqual(error._tag, "MigrationError")
+      assert.include(error.message, `Read model later has migrations pending (2) that role ${app} cannot apply`)
+      assert.include(error.message, "Run the read model's migrations as the migration role")
+      assert.deepStrictEqual(yield* recorded, [1])
+      // The migration role applies it; the application starts again.
+      yield* asMigrator(PostgresReadModel.migrate("later", second, table))
+      assert.deepStrictEqual(yield* recorded, [1, 2])
+      yield* asApp(PostgresReadModel.migrate("later", second, table))
+    }))
+
+  it.effect("a table a later migration adds is readable by the application at once (the migrator's default privileges)", () =>
+    Effect.gen(function*() {
+      // As a later migration would: created by the migration role, which ran the grants.
+      yield* asMigrator(execAll([
+        `create table ${schema}.added_later (id int primary key)`,
+        `insert into ${schema}.added_later values (1)`
+      ]))
+      const rows = yield* Effect.scoped(Effect.provide(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql.unsafe<{ readonly id: number }>(`select id from ${schema}.added_later`).unprepared
+        ),
+        clientAs(app, 1)
+      ))
+      assert.deepStrictEqual(rows.map((row) => row.id), [1])
+      // Select only: anything more comes with the grants of the version that adds the table.
+      const insert = yield* Effect.scoped(Effect.provide(
+        statementFails(`insert into ${schema}.added_later values (2)`),
+        clientAs(app, 1)
+      ))
+      assert.strictEqual(stateOf(insert), "42501")
+      yield* asMigrator(execAll([`drop table ${schema}.added_later`]))
+    }))
+
+  it.effect("the plan is what run does: its statements, run by hand as the migration role, leave nothing to run", () =>
+    Effect.gen(function*() {
+      const planned = `${schema}_planned`
+      // A schema created for the migration role: the plan creates only the migrations table in it.
+      yield* asAdmin(execAll([`create schema ${planned} authorization ${migrator}`]))
+      yield* asMigrator(Effect.gen(function*() {
+        const { pending, grants } = yield* Migrations.plan({ schema: planned, grantTo: [app] })
+        const statements = [...pending.flatMap((migration) => migration.statements), ...grants]
+        assert.isFalse(statements.some((statement) => statement.startsWith("create schema")))
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.withTransaction(execAll(statements))
+        const after = yield* Migrations.plan({ schema: planned })
+        assert.deepStrictEqual(after.applied.map((m) => m.version), Migrations.all.map((m) => m.version))
+        assert.deepStrictEqual(after.pending, [])
+        assert.deepStrictEqual(yield* Migrations.run({ schema: planned }), [])
+      }))
+      // The application starts on it with the grants the plan listed.
+      yield* Effect.scoped(Effect.provide(PostgresEventStore.make({ schema: planned }), clientAs(app, 2)))
     }))
 
   it.effect("the migration role needs CREATE on the database only to create the schema", () =>
