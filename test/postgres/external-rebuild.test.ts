@@ -7,9 +7,15 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Layer, Redacted, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { Command, CommandExecutor, Event, EventStore, StreamCategory } from "eventcore"
+import { Command, CommandExecutor, Event, Position, StreamCategory } from "eventcore"
 import { PostgresCheckpointStore, PostgresProjection, PostgresReadModel } from "eventcore/postgres"
 import * as Harness from "./harness.ts"
+
+/** The position of a command's last event (each command here writes one). */
+const written = (result: CommandExecutor.ExecutionResult): Position.Position => {
+  if (result.position === undefined) throw new Error("the command wrote nothing")
+  return result.position
+}
 
 const Account = StreamCategory.make("account")
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
@@ -24,7 +30,6 @@ const Deposit = Command.make("Deposit", {
   decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
 })
 
-const head = EventStore.EventStore.use((store) => store.head)
 const schemaOf = Harness.TestDatabase.useSync((db) => db.schema)
 
 layer(
@@ -38,7 +43,10 @@ layer(
       const { schema, url } = yield* Harness.TestDatabase
       const table = `${schema}.ext_balances`
       const resets = yield* Deferred.make<void>()
-      for (let i = 0; i < 8; i++) yield* CommandExecutor.execute(Deposit, { account: `${i % 3}`, amount: 1 + i })
+      // Waits use the last command's position, not the store's head: the visible head trails
+      // commits while any other transaction on the server is open (other test files).
+      let last = yield* CommandExecutor.execute(Deposit, { account: "0", amount: 1 })
+      for (let i = 1; i < 8; i++) last = yield* CommandExecutor.execute(Deposit, { account: `${i % 3}`, amount: 1 + i })
       const model = yield* PostgresReadModel.make({
         name: "ext_balances",
         events: Events,
@@ -77,7 +85,7 @@ layer(
         runner: { rebuildCheck: "200 millis" }
       })
       yield* model.runner.awaitStatus("Live")
-      yield* model.runner.awaitPosition(yield* head)
+      yield* model.runner.awaitPosition(written(last))
       const before = yield* model.query.rows()
 
       // another connection, as the CLI would: the runner is idle, nothing else tells it
@@ -88,13 +96,13 @@ layer(
 
       yield* Deferred.await(resets)
       yield* model.runner.awaitStatus("Live")
-      yield* model.runner.awaitPosition(yield* head)
+      yield* model.runner.awaitPosition(written(last))
       const after = yield* model.query.rows()
       assert.deepStrictEqual(after, before) // each event applied once, as a replay does
       assert.strictEqual(after.reduce((n, row) => n + row.events, 0), 8)
       const checkpoints = yield* PostgresCheckpointStore.make({ schema })
       assert.isFalse(yield* checkpoints.rebuildPending("ext_balances"))
-      assert.strictEqual(yield* checkpoints.load("ext_balances"), yield* head)
+      assert.strictEqual(yield* checkpoints.load("ext_balances"), written(last))
 
       // and it goes on
       const result = yield* CommandExecutor.execute(Deposit, { account: "0", amount: 100 })
