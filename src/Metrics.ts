@@ -188,6 +188,27 @@ export const projectionEvents = Metric.counter("eventcore.projection.events", {
 })
 
 /**
+ * Dead letters projection runners recorded, by `projection`: each event a failure policy
+ * skipped is recorded in the `DeadLetterStore`, and counted here when the batch that skipped
+ * it completes (a rolled-back batch counts nothing, like `eventcore.projection.events`). The
+ * same events are `skipped` in `eventcore.projection.events`; a metric of their own, so that
+ * summing that metric's outcomes never counts an event twice. Alert on either.
+ *
+ * @example
+ * ```ts
+ * import { Metric } from "effect"
+ * import { Metrics } from "eventcore"
+ *
+ * const letters = Metric.value(Metric.withAttributes(Metrics.projectionDeadLetters, { projection: "balances" }))
+ * ```
+ * @since 0.3.0
+ */
+export const projectionDeadLetters = Metric.counter("eventcore.projection.dead_letters", {
+  description: "Dead letters recorded by projection runners, by projection",
+  incremental: true
+})
+
+/**
  * How far behind its last event's commit a projection was when it finished a batch, in
  * milliseconds, by `projection`: 0 when it was live and quick, growing when it falls behind.
  *

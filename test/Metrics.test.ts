@@ -8,6 +8,7 @@ import { Effect, Layer, Metric, Schedule, Schema, Stream, Tracer } from "effect"
 import {
   Command,
   CommandExecutor,
+  DeadLetterStore,
   Event,
   EventStore,
   Metrics,
@@ -73,7 +74,7 @@ describe("metrics", () => {
       chaos: { operations: { append: { conflict: 1 } } }
     }))))
 
-  it.effect("subscription pages and events; projection events processed and skipped, and lag", () =>
+  it.effect("subscription pages and events; projection events processed and skipped, dead letters, and lag", () =>
     fresh(Effect.scoped(Effect.gen(function*() {
       for (const amount of [1, 2, 3, 13, 4]) yield* CommandExecutor.execute(Deposit, { account: "3", amount })
       const read = yield* Stream.runCollect(Subscription.stream({ from: "start", live: false }))
@@ -90,7 +91,9 @@ describe("metrics", () => {
       yield* runner.awaitPosition(last)
       const processed = yield* valueOf(Metrics.projectionEvents, { projection: "unlucky", outcome: "processed" })
       const dead = yield* valueOf(Metrics.projectionEvents, { projection: "unlucky", outcome: "skipped" })
-      assert.deepStrictEqual([processed.count, dead.count], [4, 1])
+      const letters = yield* valueOf(Metrics.projectionDeadLetters, { projection: "unlucky" })
+      assert.deepStrictEqual([processed.count, dead.count, letters.count], [4, 1, 1])
+      assert.lengthOf(yield* DeadLetterStore.list("unlucky"), letters.count)
       const lagMillis = yield* valueOf(Metrics.projectionLagMillis, { projection: "unlucky" })
       assert.isAtLeast(lagMillis.value, 0)
       yield* runner.lag

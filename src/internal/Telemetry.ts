@@ -17,6 +17,7 @@ import {
   eventsAppended,
   horizonLagMillis,
   horizonPending,
+  projectionDeadLetters,
   projectionEvents,
   projectionLagEvents,
   projectionLagMillis,
@@ -62,6 +63,7 @@ const series = {
   eventsAppended: counterSeries(...describe(eventsAppended)),
   appendDuration: histogramSeries(...describe(appendDuration)),
   projectionEvents: counterSeries(...describe(projectionEvents)),
+  projectionDeadLetters: counterSeries(...describe(projectionDeadLetters)),
   projectionLagMillis: gaugeSeries(...describe(projectionLagMillis)),
   projectionLagEvents: gaugeSeries(...describe(projectionLagEvents))
 }
@@ -229,6 +231,8 @@ export const observeProjectionBatch = (
   if (skipped > 0) {
     series.projectionEvents(`${projection}\u0000skipped`, { projection, outcome: "skipped" })
       .updateUnsafe(skipped, context)
+    // Every skipped event is recorded as a dead letter in the same batch.
+    series.projectionDeadLetters(projection, { projection }).updateUnsafe(skipped, context)
   }
 }
 
