@@ -7,7 +7,7 @@
  *
  * @since 0.3.0
  */
-import { Duration, Effect, type Scope, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as BlueGreenModule from "./BlueGreen.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { DeadLetterStore } from "./DeadLetterStore.ts"
@@ -359,6 +359,19 @@ export const blueGreen = <Q extends Queries>(options: {
     yield* warnUnknown(initial)
     const active = yield* SubscriptionRef.make(served(initial))
     const current = Effect.map(SubscriptionRef.get(active), (v) => versions.get(v) ?? oldest)
+    // Readers must not go back. A refresh reads the stored version without holding anything (a
+    // slow read must not hold up a promotion), so what it read may predate a promotion made here
+    // meanwhile: it serves what it read only if no promotion was served since it started.
+    // Promotions store and serve under the same permit, so two of them land in the order stored.
+    const switching = yield* Semaphore.make(1)
+    let promotions = 0
+    const switchTo = <E>(activate: Effect.Effect<number, E>) =>
+      switching.withPermits(1)(Effect.gen(function*() {
+        const stored = yield* activate
+        promotions++
+        yield* SubscriptionRef.set(active, served(stored))
+        return stored
+      }))
 
     const live = (model: WithRunner<Q>) =>
       Effect.map(SubscriptionRef.get(model.runner.status), (status) => status._tag === "Live")
@@ -391,8 +404,7 @@ export const blueGreen = <Q extends Queries>(options: {
           }
           yield* reachServing(target)
         }
-        yield* store.activate(name, version)
-        yield* SubscriptionRef.set(active, version)
+        yield* switchTo(Effect.as(store.activate(name, version), version))
         yield* Effect.logInfo(`eventcore: read model ${name}: version ${version} is active`)
       })
 
@@ -401,6 +413,7 @@ export const blueGreen = <Q extends Queries>(options: {
     yield* Effect.gen(function*() {
       while (true) {
         yield* Effect.sleep(refreshEvery)
+        const seen = promotions
         const exit = yield* Effect.exit(store.get(name))
         if (exit._tag === "Failure") {
           // Queries go on from the version they have; say so once per outage, not every tick.
@@ -412,10 +425,11 @@ export const blueGreen = <Q extends Queries>(options: {
         }
         failing = false
         const stored = exit.value ?? 1
-        if (served(stored) !== (yield* SubscriptionRef.get(active))) {
+        yield* switching.withPermits(1)(Effect.gen(function*() {
+          if (promotions !== seen || served(stored) === (yield* SubscriptionRef.get(active))) return
           yield* warnUnknown(stored)
           yield* SubscriptionRef.set(active, served(stored))
-        }
+        }))
       }
     }).pipe(Effect.forkScoped)
 
@@ -425,8 +439,7 @@ export const blueGreen = <Q extends Queries>(options: {
       const lag = yield* candidate.runner.lag
       if (lag.events > 0) return yield* Effect.fail("behind" as const)
       yield* reachServing(candidate)
-      const now = yield* store.activate(name, candidate.version, { onlyUpward: true })
-      yield* SubscriptionRef.set(active, served(now))
+      const now = yield* switchTo(store.activate(name, candidate.version, { onlyUpward: true }))
       yield* Effect.logInfo(`eventcore: read model ${name}: version ${now} is active`)
     })
     if (options.promote === "whenCaughtUp") {

@@ -5,7 +5,7 @@
  * process, and after a restart.
  */
 import { assert, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Schema, Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Exit, Layer, Queue, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import {
   BlueGreen,
@@ -49,19 +49,22 @@ type Queries = {
 
 const idOf = (streamId: string) => Account.idOf(streamId) ?? streamId
 
-const version1 = ReadModel.memory({
-  name: "balances",
-  version: 1,
-  events: Events,
-  filter: Account.filter,
-  initial: new Map<string, number>(),
-  apply: (state, event, stored) =>
-    new Map(state).set(idOf(stored.streamId), (state.get(idOf(stored.streamId)) ?? 0) + event.amount),
-  queries: {
-    balance: (state, account: string) => state.get(account) ?? 0,
-    source: () => "v1"
-  }
-})
+const memoryVersion = (version: number) =>
+  ReadModel.memory({
+    name: "balances",
+    version,
+    events: Events,
+    filter: Account.filter,
+    initial: new Map<string, number>(),
+    apply: (state, event, stored) =>
+      new Map(state).set(idOf(stored.streamId), (state.get(idOf(stored.streamId)) ?? 0) + event.amount),
+    queries: {
+      balance: (state, account: string) => state.get(account) ?? 0,
+      source: () => `v${version}`
+    }
+  })
+
+const version1 = memoryVersion(1)
 
 /**
  * Version 2, durable, whose handler waits at its third event until `gate` opens: it stays
@@ -209,5 +212,78 @@ it.effect("versions must belong to the read model, once each", () =>
         ReadModel.memory({ name: "x", version: 0, events: Events, initial: 0, apply: (n) => n, queries: {} })
       )
       assert.strictEqual(bad._tag, "InvalidInput")
+    }).pipe(Effect.provide(Live))
+  ))
+
+/**
+ * Active versions whose reads wait, once `gated`, until the test releases them (a slow
+ * database round trip): each waiting read offers its release to `reads`.
+ */
+const gatedVersions = Effect.gen(function*() {
+  const inner = yield* BlueGreen.makeMemory
+  const reads = yield* Queue.unbounded<Deferred.Deferred<void>>()
+  const state = { gated: false }
+  const service = BlueGreen.ActiveVersions.of({
+    ...inner,
+    get: (name) =>
+      Effect.gen(function*() {
+        const value = yield* inner.get(name)
+        if (state.gated) {
+          const release = yield* Deferred.make<void>()
+          yield* Queue.offer(reads, release)
+          yield* Deferred.await(release)
+        }
+        return value
+      })
+  })
+  return { service, reads, state }
+})
+
+it.effect("a refresh that read the stored version before a promotion does not take readers back", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const versions = yield* gatedVersions
+      const v1 = yield* version1
+      const v2 = yield* memoryVersion(2)
+      const model = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2] }).pipe(
+        Effect.provideService(BlueGreen.ActiveVersions, versions.service)
+      )
+      versions.state.gated = true
+      yield* TestClock.adjust("1 second")
+      const inFlight = yield* Queue.take(versions.reads) // a refresh has read version 1 ...
+      yield* model.promote(2).pipe(Effect.provideService(BlueGreen.ActiveVersions, versions.service))
+      assert.strictEqual(yield* model.query.source(), "v2")
+      yield* Deferred.succeed(inFlight, undefined) // ... and finishes after the promotion
+      yield* TestClock.adjust("1 second")
+      yield* Queue.take(versions.reads) // the next refresh started: the one before has finished
+      assert.strictEqual(model.version, 2)
+      assert.strictEqual(yield* model.query.source(), "v2")
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a refresh that read the stored version before an automatic promotion does not take readers back", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* deposit("1", 5)
+      yield* deposit("1", 6)
+      yield* deposit("1", 7)
+      const versions = yield* gatedVersions
+      const gate = yield* Deferred.make<void>()
+      const v2 = yield* version2(gate) // waits at its third event
+      const model = yield* ReadModel.blueGreen<Queries>({
+        name: "balances",
+        versions: [yield* version1, v2],
+        promote: "whenCaughtUp"
+      }).pipe(Effect.provideService(BlueGreen.ActiveVersions, versions.service))
+      versions.state.gated = true
+      yield* TestClock.adjust("1 second")
+      const inFlight = yield* Queue.take(versions.reads) // a refresh has read version 1 ...
+      yield* Deferred.succeed(gate, undefined)
+      yield* awaitActive(model, 2) // ... v2 caught up and was promoted ...
+      yield* Deferred.succeed(inFlight, undefined) // ... and the refresh finishes after that
+      yield* TestClock.adjust("1 second")
+      yield* Queue.take(versions.reads)
+      assert.strictEqual(model.version, 2)
+      assert.strictEqual(yield* model.query.source(), "v2")
     }).pipe(Effect.provide(Live))
   ))
