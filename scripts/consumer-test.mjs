@@ -4,6 +4,7 @@
 //   0. checks what the package holds: dist, its source maps and the sources they point to;
 //   1. runs a command on the memory store and on PostgreSQL from dist, as plain ESM, on Node;
 //      and the package's bin: `npx eventcore --help`, `migrate` and `doctor` against PostgreSQL;
+//      without @effect/sql-pg, the bin says in one line to install it (exit 5);
 //   2. type-checks a consumer file under moduleResolution `nodenext` and `bundler`, with
 //      `skipLibCheck: false` (with lib DOM, which effect's declarations need, and @types/node,
 //      which @effect/sql-pg's need);
@@ -230,6 +231,21 @@ await Effect.runPromise(Effect.gen(function*() {
 `
     )
     mustSucceed(spawnSync(process.execPath, ["drop-schema.mjs"], { ...quiet, cwd: app, env }), "drop the CLI's schema")
+  }
+})
+
+step("the eventcore CLI without @effect/sql-pg: one line saying to install it, exit 5", () => {
+  const bare = join(work, "no-sql-pg")
+  // @effect/sql-pg is an optional peer: npm does not install it unasked.
+  writeProject(bare, { dependencies: { eventcore: `file:${tarball}`, effect: version("effect") } })
+  mustSucceed(npm(["install"], bare), "npm install without @effect/sql-pg")
+  if (existsSync(join(bare, "node_modules", "@effect", "sql-pg"))) throw new Error("npm installed @effect/sql-pg")
+  const env = { ...process.env, DATABASE_URL: databaseUrl, PATH: `${dirname(process.execPath)}:${process.env.PATH}` }
+  const result = spawnSync("npx", ["--no-install", "eventcore", "doctor"], { ...quiet, cwd: bare, env })
+  const expected = "eventcore: @effect/sql-pg is not installed, and the CLI needs it to reach PostgreSQL: " +
+    "npm install @effect/sql-pg\n"
+  if (result.status !== 5 || result.stderr !== expected || result.stdout !== "") {
+    throw new Error(`exit ${result.status}\n${result.stdout}\n${result.stderr}`)
   }
 })
 

@@ -16,7 +16,7 @@ import * as PostgresDeadLetterStore from "../postgres/PostgresDeadLetterStore.ts
 import { eventColumns, type EventRow } from "../postgres/rows.ts"
 import * as Output from "./Output.ts"
 import { beginRebuild, follow, headOf } from "./Projections.ts"
-import { requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
+import { countFlag, requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
 import { showEvent } from "./Streams.ts"
 
 const toJson = (letter: DeadLetter) => ({
@@ -124,7 +124,7 @@ const retry = Command.make("retry", {
     Flag.withDescription("Follow the rebuild until caught up (--no-wait: return at once)"),
     Flag.withDefault(true)
   ),
-  timeout: Flag.Int("timeout").pipe(
+  timeout: countFlag("timeout").pipe(
     Flag.withDescription("Give up following after this many seconds (exit 1; the rebuild goes on)"),
     Flag.optional
   )

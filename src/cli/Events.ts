@@ -14,7 +14,7 @@ import * as Position from "../Position.ts"
 import type { EventRow } from "../postgres/rows.ts"
 import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
-import { parsePosition, requireStore, rowPosition, showPosition, withDatabase } from "./Shared.ts"
+import { countFlag, parsePosition, requireStore, rowPosition, showPosition, withDatabase } from "./Shared.ts"
 import { showEvent } from "./Streams.ts"
 
 interface PageRow extends Omit<EventRow, "tx_id" | "position"> {
@@ -36,17 +36,15 @@ const tail = Command.make("tail", {
     Flag.optional
   ),
   type: Flag.String("type").pipe(Flag.withDescription("Only events of this type"), Flag.optional),
-  limit: Flag.Int("limit").pipe(Flag.withDescription("Stop after this many events"), Flag.optional),
-  poll: Flag.Int("poll-ms").pipe(
-    Flag.withDescription("How often to look for new events, in milliseconds (default 250)"),
+  limit: countFlag("limit").pipe(Flag.withDescription("Stop after this many events"), Flag.optional),
+  // At least 10: a shorter interval is a busy loop against the database, not a faster tail.
+  poll: countFlag("poll-ms", 10).pipe(
+    Flag.withDescription("How often to look for new events, in milliseconds (default 250, at least 10)"),
     Flag.withDefault(250)
   )
 }, ({ filter, from, limit, poll, type }) =>
   withDatabase(({ json, schema }) =>
     Effect.gen(function*() {
-      if (Option.isSome(limit) && limit.value < 1) {
-        return yield* Output.fail(Output.ExitCode.usage, "--limit: must be at least 1")
-      }
       const start = from === "end" || from === "start" ? from : yield* parsePosition("--from", from)
       yield* requireStore(schema)
       const sql = yield* SqlClient.SqlClient
@@ -109,7 +107,7 @@ const tail = Command.make("tail", {
             announced = true
             yield* Output.notice(`eventcore: following ${schema} after ${showPosition(at)} (Ctrl-C to stop)`)
           }
-          yield* Effect.sleep(`${Math.max(10, poll)} millis`)
+          yield* Effect.sleep(`${poll} millis`)
         }
       }
     })

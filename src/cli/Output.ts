@@ -21,6 +21,8 @@ export const ExitCode = {
   cannotConnect: 3,
   /** What was asked for does not exist: no store in the schema, an unknown stream, projection or dead letter. */
   notFound: 4,
+  /** A package the CLI needs is not installed (`@effect/sql-pg`): the line says what to install. */
+  notInstalled: 5,
   /** Interrupted (Ctrl-C, SIGTERM): 128 + SIGINT, as shells report it. */
   interrupted: 130
 } as const

@@ -16,7 +16,16 @@ import { SqlClient } from "effect/sql"
 import * as Position from "../Position.ts"
 import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
-import { parsePosition, requireStore, requireYes, rowPosition, showPosition, withDatabase, yesFlag } from "./Shared.ts"
+import {
+  countFlag,
+  parsePosition,
+  requireStore,
+  requireYes,
+  rowPosition,
+  showPosition,
+  withDatabase,
+  yesFlag
+} from "./Shared.ts"
 
 interface CheckpointRow {
   readonly name: string
@@ -168,7 +177,7 @@ const behind = (schema: string, after: Position.Position, cap: number) =>
 
 const lag = Command.make("lag", {
   name: optionalName,
-  cap: Flag.Int("cap").pipe(
+  cap: countFlag("cap").pipe(
     Flag.withDescription("Stop counting at this many events (default 10000)"),
     Flag.withDefault(10_000)
   )
@@ -182,7 +191,7 @@ const lag = Command.make("lag", {
       const headAt = head[0] === undefined ? Position.initial : rowPosition(head[0].tx_id, head[0].position)
       const lags = yield* Effect.forEach(shown, (p) =>
         Effect.map(
-          behind(schema, p.checkpoint === null ? Position.initial : toPosition(p.checkpoint), Math.max(1, cap)),
+          behind(schema, p.checkpoint === null ? Position.initial : toPosition(p.checkpoint), cap),
           (b) => ({ name: p.name, checkpoint: p.checkpoint, ...b })
         ))
       if (json) return yield* Output.json({ schema, head: showPosition(headAt), projections: lags })
@@ -305,7 +314,7 @@ const waitFlags = {
     Flag.withDescription("Follow progress until caught up (--no-wait: return at once)"),
     Flag.withDefault(true)
   ),
-  timeout: Flag.Int("timeout").pipe(
+  timeout: countFlag("timeout").pipe(
     Flag.withDescription("Give up following after this many seconds (exit 1; the work goes on)"),
     Flag.optional
   )

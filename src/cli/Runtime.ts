@@ -10,8 +10,22 @@
  *
  * @internal
  */
-import { Cause, Effect, Exit, Fiber, FileSystem, Layer, Path, Sink, Stdio, Stream, Terminal } from "effect"
-import { CliConfig, CliError, GlobalFlag } from "effect/cli"
+import {
+  Cause,
+  Console,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  FileSystem,
+  Layer,
+  Path,
+  Sink,
+  Stdio,
+  Stream,
+  Terminal
+} from "effect"
+import { CliConfig, CliError, CliOutput, GlobalFlag, TerminalCapabilities } from "effect/cli"
 import { ChildProcessSpawner } from "effect/process"
 import { CliFailure, ExitCode } from "./Output.ts"
 
@@ -57,6 +71,26 @@ export const config = CliConfig.layer({
   builtIns: GlobalFlag.BuiltIns.filter((flag) => flag !== GlobalFlag.Wizard)
 })
 
+/**
+ * Help that answers a mistake goes to standard error, with what was wrong: standard output
+ * holds only what was asked for, so `eventcore … --json | jq` never parses a help text.
+ * effect/cli's default prints that help on standard output; `--help` and `--version` still do.
+ */
+export const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "Help" && event.reason === "Requested" || event._tag === "Version"
+      ? CliOutput.defaultPresenter.present(event)
+      : Effect.gen(function*() {
+        const context = yield* Effect.context<never>()
+        const formatter = Context.getOrUndefined(context, CliOutput.Formatter) ??
+          CliOutput.defaultFormatter({
+            colors: Context.get(context, TerminalCapabilities.TerminalCapabilities).canColor
+          })
+        yield* Console.error(formatter.formatHelpDoc(event.helpDoc))
+        if (event._tag === "InvalidInvocation") yield* Console.error(formatter.formatErrors(event.errors))
+      })
+})
+
 /** The exit code of an outcome; prints the line an expected failure carries. */
 const exitCode = (exit: Exit.Exit<void, unknown>): number => {
   if (Exit.isSuccess(exit)) return ExitCode.ok
@@ -66,7 +100,7 @@ const exitCode = (exit: Exit.Exit<void, unknown>): number => {
     process.stderr.write(`eventcore: ${error.message}\n`)
     return error.exitCode
   }
-  // Usage errors: effect/cli has already printed the help and what was wrong.
+  // Usage errors: effect/cli has already printed the help and what was wrong (`presenter`).
   if (CliError.isCliError(error)) return ExitCode.usage
   process.stderr.write(`eventcore: unexpected failure (please report it):\n${Cause.pretty(exit.cause)}\n`)
   return ExitCode.failed
@@ -87,3 +121,22 @@ export const runMain = (program: Effect.Effect<void, unknown>): void => {
     process.exitCode = exitCode(exit)
   })
 }
+
+/**
+ * Whether a package loads: `undefined` if it does, else the line saying to install it. Only
+ * the package itself being absent is reported so; any other failure to load it (a broken
+ * install, a missing dependency of its own) propagates with its stack trace.
+ */
+export const missingPackage = (name: string, load: () => Promise<unknown>): Promise<string | undefined> =>
+  load().then(
+    () => undefined,
+    (error: unknown) => {
+      if (
+        error instanceof Error && "code" in error && error.code === "ERR_MODULE_NOT_FOUND" &&
+        error.message.includes(`'${name}'`)
+      ) {
+        return `${name} is not installed, and the CLI needs it to reach PostgreSQL: npm install ${name}`
+      }
+      throw error
+    }
+  )

@@ -202,6 +202,19 @@ export const parsePosition = (flag: string, text: string): Effect.Effect<Positio
 export const rowPosition = (txId: string | null, sequence: bigint | string | number | null): Position.Position =>
   txId === null || sequence === null ? Position.initial : Position.make(BigInt(txId), BigInt(sequence))
 
+/**
+ * An integer flag that must be at least `min` (1 unless given): every count, limit, cap,
+ * interval and timeout. A value below it is a usage error naming the flag (exit 2), never
+ * quietly clamped: `--limit -5` or `--poll-ms 0` is a mistake to report, not a request.
+ */
+export const countFlag = (name: string, min = 1): Flag.Flag<number> =>
+  Flag.Int(name).pipe(
+    Flag.filter(
+      (value) => value >= min,
+      () => min === 1 ? "Expected a positive integer" : `Expected an integer of at least ${min}`
+    )
+  )
+
 /** `--yes` for destructive actions. */
 export const yesFlag = Flag.Boolean("yes").pipe(
   Flag.withAlias("y"),

@@ -10,7 +10,7 @@ import { EventDecodeError } from "../Errors.ts"
 import { eventColumns, type EventRow, toStoredEvent } from "../postgres/rows.ts"
 import * as Serializer from "../Serializer.ts"
 import * as Output from "./Output.ts"
-import { requireStore, withDatabase } from "./Shared.ts"
+import { countFlag, requireStore, withDatabase } from "./Shared.ts"
 
 /** One event as the CLI shows it: as stored, flagged when the library could not read it. */
 export interface ShownEvent {
@@ -52,7 +52,7 @@ const list = Command.make("list", {
     Flag.withDescription("Only streams whose id starts with this (a category such as account-)"),
     Flag.optional
   ),
-  limit: Flag.Int("limit").pipe(Flag.withDescription("The most streams to list (default 100)"), Flag.withDefault(100))
+  limit: countFlag("limit").pipe(Flag.withDescription("The most streams to list (default 100)"), Flag.withDefault(100))
 }, ({ limit, prefix }) =>
   withDatabase(({ json, schema }) =>
     Effect.gen(function*() {
@@ -71,9 +71,9 @@ const list = Command.make("list", {
          where left(s.stream_id, length($1)) = $1
          order by s.stream_id collate "C"
          limit $2`,
-        [start, Math.max(0, limit) + 1]
+        [start, limit + 1]
       )
-      const shown = rows.slice(0, Math.max(0, limit)).map((row) => ({
+      const shown = rows.slice(0, limit).map((row) => ({
         streamId: row.stream_id,
         version: Number(row.version),
         lastRecordedAt: row.last_recorded_at === null ? null : new Date(row.last_recorded_at).toISOString()
@@ -91,11 +91,11 @@ const list = Command.make("list", {
 
 const show = Command.make("show", {
   id: Argument.String("stream-id").pipe(Argument.withDescription("The stream's id")),
-  limit: Flag.Int("limit").pipe(
+  limit: countFlag("limit").pipe(
     Flag.withDescription("The most events to show (default 1000)"),
     Flag.withDefault(1_000)
   ),
-  from: Flag.Int("from-version").pipe(
+  from: countFlag("from-version").pipe(
     Flag.withDescription("Start at this stream version (1 = the first event)"),
     Flag.withDefault(1)
   )
@@ -115,7 +115,7 @@ const show = Command.make("show", {
       const rows = yield* sql.unsafe<EventRow>(
         `select ${eventColumns} from ${schema}.events e
          where e.stream_id = $1 and e.stream_version >= $2 order by e.stream_version limit $3`,
-        [id, from, Math.max(0, limit)]
+        [id, from, limit]
       )
       const events = rows.map(showEvent)
       const unreadable = events.filter((e) => !e.readable).length

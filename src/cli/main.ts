@@ -2,41 +2,20 @@
 /**
  * The `eventcore` operations CLI (the package's `bin`). See docs/cli.md.
  *
+ * `@effect/sql-pg` is an optional peer of the library, but the CLI cannot work without it. It
+ * is looked for before the commands load (they import it): when it is missing, one line says
+ * how to install it, instead of Node's module-not-found stack trace.
+ *
  * @internal
  */
-import { Effect } from "effect"
-import { Command } from "effect/cli"
-import { readFileSync } from "node:fs"
-import * as DeadLetters from "./DeadLetters.ts"
-import * as Doctor from "./Doctor.ts"
-import * as Events from "./Events.ts"
-import * as Migrate from "./Migrate.ts"
-import * as Projections from "./Projections.ts"
-import * as ReadModels from "./ReadModels.ts"
+import { ExitCode } from "./Output.ts"
 import * as Runtime from "./Runtime.ts"
-import { root } from "./Shared.ts"
-import * as Streams from "./Streams.ts"
 
-// src/cli/main.ts and dist/cli/main.js both sit two levels below package.json.
-const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-  readonly version: string
-}).version
-
-const app = root.pipe(
-  Command.withSubcommands([
-    Migrate.command,
-    Streams.command,
-    Events.command,
-    Projections.command,
-    ReadModels.command,
-    DeadLetters.command,
-    Doctor.command
-  ])
-)
-
-Runtime.runMain(
-  Command.run(app, { version }).pipe(
-    Effect.provide(Runtime.layer),
-    Effect.provide(Runtime.config)
-  )
-)
+const missing = await Runtime.missingPackage("@effect/sql-pg", () => import("@effect/sql-pg"))
+if (missing === undefined) {
+  const App = await import("./App.ts")
+  App.main()
+} else {
+  process.stderr.write(`eventcore: ${missing}\n`)
+  process.exitCode = ExitCode.notInstalled
+}

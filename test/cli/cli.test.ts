@@ -5,6 +5,7 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Migrations } from "eventcore/postgres"
 import { createServer } from "node:net"
+import * as Runtime from "../../src/cli/Runtime.ts"
 import * as Harness from "../postgres/harness.ts"
 import { cli, databaseUrl, dropSchema, json, query } from "./harness.ts"
 
@@ -92,7 +93,7 @@ describe("eventcore CLI", () => {
     const [noCommand, unknownCommand, unknownFlag, missingArgument, noDatabase, badSchema, noYes] = await Promise.all([
       cli([]),
       cli(["projections", "frobnicate"]),
-      cli(["streams", "list", "--bogus"], { DATABASE_URL: url }),
+      cli(["streams", "list", "--bogus", "--json"], { DATABASE_URL: url }),
       cli(["streams", "show"], { DATABASE_URL: url }),
       cli(["streams", "list"]),
       cli(["streams", "list", "--schema", "Bad-Name"], { DATABASE_URL: url }),
@@ -101,9 +102,15 @@ describe("eventcore CLI", () => {
     for (const outcome of [noCommand, unknownCommand, unknownFlag, missingArgument, noDatabase, badSchema, noYes]) {
       assert.strictEqual(outcome.code, 2, outcome.stderr)
     }
-    assert.include(noCommand.stdout, "SUBCOMMANDS")
+    // The help that answers a mistake goes to standard error with what was wrong: standard
+    // output stays empty, so a script reading --json output never parses a help text.
+    assert.include(noCommand.stderr, "SUBCOMMANDS")
     assert.include(unknownCommand.stderr, "frobnicate")
-    assert.include(unknownFlag.stderr, "--bogus")
+    assert.include(unknownFlag.stderr, "Unrecognized flag: --bogus")
+    assert.include(unknownFlag.stderr, "USAGE")
+    for (const outcome of [noCommand, unknownCommand, unknownFlag, missingArgument]) {
+      assert.strictEqual(outcome.stdout, "", outcome.stdout)
+    }
     assert.include(noDatabase.stderr, "set DATABASE_URL")
     assert.include(badSchema.stderr, "--schema: Invalid PostgreSQL schema name")
     assert.include(noYes.stderr, "pass --yes to confirm")
@@ -112,6 +119,47 @@ describe("eventcore CLI", () => {
       assert.notMatch(outcome.stderr, /\n\s+at /)
       assert.strictEqual(outcome.stderr.trim().split("\n").length, 1, outcome.stderr)
     }
+  })
+
+  it("every count, limit, cap, interval and timeout must be a positive integer: exit 2 naming the flag, before connecting", async () => {
+    const bad = [
+      [["streams", "list", "--limit", "-5"], "--limit", "-5"],
+      [["streams", "list", "--limit", "0"], "--limit", "0"],
+      [["streams", "show", "account-1", "--limit", "0"], "--limit", "0"],
+      [["streams", "show", "account-1", "--from-version", "0"], "--from-version", "0"],
+      [["events", "tail", "--limit", "0"], "--limit", "0"],
+      [["events", "tail", "--poll-ms", "0"], "--poll-ms", "0"],
+      [["events", "tail", "--poll-ms", "9"], "--poll-ms", "9"],
+      [["projections", "lag", "--cap", "0"], "--cap", "0"],
+      [["projections", "rebuild", "balances", "--yes", "--timeout", "0"], "--timeout", "0"],
+      [["projections", "reset", "balances", "--yes", "--timeout", "-1"], "--timeout", "-1"],
+      [["dead-letters", "retry", "balances", "--yes", "--timeout", "0"], "--timeout", "0"]
+    ] as const
+    // No database: a value that got past the parser would fail with "set DATABASE_URL" instead.
+    const outcomes: Array<Awaited<ReturnType<typeof cli>>> = []
+    for (let i = 0; i < bad.length; i += 4) {
+      outcomes.push(...await Promise.all(bad.slice(i, i + 4).map(([args]) => cli([...args, "--json"]))))
+    }
+    bad.forEach(([args, flag, value], i) => {
+      const outcome = outcomes[i]
+      assert.isDefined(outcome)
+      assert.strictEqual(outcome?.code, 2, `${args.join(" ")}: ${outcome?.stderr}`)
+      assert.include(outcome?.stderr, `Invalid value for flag ${flag}: "${value}"`, args.join(" "))
+      assert.strictEqual(outcome?.stdout, "", args.join(" "))
+    })
+    assert.include(outcomes[6]?.stderr, "Expected an integer of at least 10")
+  })
+
+  it("a missing @effect/sql-pg is one line saying how to install it; any other failure to load propagates", async () => {
+    const absent = "@effect/sql-pg-not-installed-here"
+    assert.strictEqual(
+      await Runtime.missingPackage(absent, () => import(absent)),
+      `${absent} is not installed, and the CLI needs it to reach PostgreSQL: npm install ${absent}`
+    )
+    assert.isUndefined(await Runtime.missingPackage("@effect/sql-pg", () => import("@effect/sql-pg")))
+    const broken = new Error("boom")
+    const other = await Runtime.missingPackage("@effect/sql-pg", () => Promise.reject(broken)).catch((e: unknown) => e)
+    assert.strictEqual(other, broken)
   })
 
   it("cannot connect: exit 3 and one line naming the server; a missing database too", async () => {

@@ -253,13 +253,13 @@ describe("reset and rebuild without waiting", () => {
     const [status, refused, timedOut] = await Promise.all([
       cli(inSchema("projections", "status", "cli_idle"), env()),
       cli(inSchema("projections", "reset", "cli_idle", "--yes"), env()),
-      cli(inSchema("projections", "rebuild", "cli_idle", "--yes", "--timeout", "0"), env())
+      cli(inSchema("projections", "rebuild", "cli_idle", "--yes", "--timeout", "1"), env())
     ])
     assert.match(status.stdout, /cli_idle\s+rebuild pending/)
     assert.strictEqual(refused.code, 1)
     assert.include(refused.stderr, "A rebuild of cli_idle is pending")
     assert.strictEqual(timedOut.code, 1)
-    assert.include(timedOut.stderr, "not caught up after 0s (waiting for a runner of cli_idle to take the rebuild")
+    assert.include(timedOut.stderr, "not caught up after 1s (waiting for a runner of cli_idle to take the rebuild")
 
     await query(`update ${schema}.checkpoints set rebuild_pending = false where name = 'cli_idle'`)
     const moved = await cli(inSchema("projections", "reset", "cli_idle", "--yes", "--to", "1.1", "--no-wait"), env())
