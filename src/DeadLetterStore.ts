@@ -54,6 +54,15 @@ export class DeadLetterStore extends Context.Service<DeadLetterStore, {
    * good. True when there was one to forget.
    */
   readonly discard: (projection: string, eventId: string) => Effect.Effect<boolean, EventStoreError>
+  /**
+   * How many dead letters each projection has (projections without any are absent), counted
+   * by the store without loading them: what a health check reads on every probe.
+   *
+   * Added in 0.3.0: a custom implementation of this service must add it.
+   *
+   * @since 0.3.0
+   */
+  readonly counts: Effect.Effect<Readonly<Record<string, number>>, EventStoreError>
 }>()("eventcore/DeadLetterStore") {}
 
 /**
@@ -89,3 +98,20 @@ export const discard = (
   eventId: string
 ): Effect.Effect<boolean, EventStoreError, DeadLetterStore> =>
   DeadLetterStore.use((store) => store.discard(projection, eventId))
+
+/**
+ * How many dead letters each projection has (projections without any are absent), without
+ * loading them.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DeadLetterStore } from "eventcore"
+ *
+ * const total = Effect.map(DeadLetterStore.counts, (byProjection) =>
+ *   Object.values(byProjection).reduce((sum, n) => sum + n, 0))
+ * ```
+ * @since 0.3.0
+ */
+export const counts: Effect.Effect<Readonly<Record<string, number>>, EventStoreError, DeadLetterStore> = DeadLetterStore
+  .use((store) => store.counts)

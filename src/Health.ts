@@ -30,6 +30,12 @@ import type { Runner } from "./ProjectionRunner.ts"
  * How a check, or a whole report, stands: `healthy`; `degraded` (works, but something is over
  * a threshold and worth a look); `unhealthy` (broken, or could not be checked).
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * const alert = (status: Health.Status): boolean => status === "unhealthy"
+ * ```
  * @since 0.3.0
  */
 export type Status = "healthy" | "degraded" | "unhealthy"
@@ -39,6 +45,13 @@ export type Status = "healthy" | "degraded" | "unhealthy"
  * live, nor ready) or `"readiness"` (the report is not ready). A check without a gate only
  * sets the status.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * // A check of your own that, when unhealthy, takes readiness away.
+ * const gate: Health.Gate = "readiness"
+ * ```
  * @since 0.3.0
  */
 export type Gate = "liveness" | "readiness"
@@ -46,6 +59,13 @@ export type Gate = "liveness" | "readiness"
 /**
  * One check's result.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * const failing = (report: Health.Report): ReadonlyArray<Health.Check> =>
+ *   report.checks.filter((check) => check.status !== "healthy")
+ * ```
  * @since 0.3.0
  */
 export interface Check {
@@ -65,6 +85,13 @@ export interface Check {
 /**
  * A health report: the checks, and what they mean together (see the module's description).
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * // The status code of a readiness route.
+ * const statusCode = (report: Health.Report): number => report.ready ? 200 : 503
+ * ```
  * @since 0.3.0
  */
 export interface Report {
@@ -85,6 +112,12 @@ export interface Report {
  * `"full"` (the default) everything, lag, read horizon and dead letters included. Kubernetes
  * probes time out quickly (1 s by default): point them at the cheap modes.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * const liveness = Health.check({ mode: "liveness" }) // reads nothing from the store
+ * ```
  * @since 0.3.0
  */
 export type Mode = "liveness" | "readiness" | "full"
@@ -92,6 +125,13 @@ export type Mode = "liveness" | "readiness" | "full"
 /**
  * Where `degraded` begins, and how long a check may take.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * // Below a Kubernetes probe's 1 s timeout; a projection may trail by 5 minutes.
+ * const thresholds: Partial<Health.Thresholds> = { timeout: "800 millis", lagAge: "5 minutes" }
+ * ```
  * @since 0.3.0
  */
 export interface Thresholds {
@@ -128,6 +168,18 @@ export const defaultThresholds: Thresholds = Checks.defaults
 /**
  * What the health check needs of a projection runner: any `ProjectionRunner.Runner` is one.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Health, ProjectionRunner } from "eventcore"
+ *
+ * declare const Balances: Parameters<typeof ProjectionRunner.start>[0]
+ *
+ * const report = Effect.gen(function*() {
+ *   const runner: Health.Watched = yield* ProjectionRunner.start(Balances)
+ *   return yield* Health.check({ projections: [runner] })
+ * })
+ * ```
  * @since 0.3.0
  */
 export type Watched = Pick<Runner<unknown>, "name" | "status" | "lag">
@@ -135,6 +187,15 @@ export type Watched = Pick<Runner<unknown>, "name" | "status" | "lag">
 /**
  * Health check settings.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ *
+ * declare const balances: Health.Watched
+ *
+ * const options: Health.Options = { projections: [balances], thresholds: { lagEvents: 10_000 }, mode: "full" }
+ * const report = Health.check(options)
+ * ```
  * @since 0.3.0
  */
 export interface Options {
@@ -226,7 +287,8 @@ export const probe: <E, R>(
  * - `read-horizon`: committed events waiting longer than `horizonAge` -> degraded.
  * - `projection:<name>` per runner: `Faulted` -> unhealthy; `Stopped` -> unhealthy, gates
  *   liveness; `Retrying`, or a lag over `lagEvents`/`lagAge` -> degraded.
- * - `dead-letters`, when a `DeadLetterStore` is in context: more than `deadLetters` -> degraded.
+ * - `dead-letters`, when a `DeadLetterStore` is in context (its `counts`, not the letters):
+ *   more than `deadLetters` -> degraded.
  *
  * Never fails: what cannot be checked is reported as such.
  *
@@ -272,11 +334,7 @@ export const check = Effect.fn("Health.check")(function*(
   if (mode === "full" && Option.isSome(deadLetterStore)) {
     checks.push(Checks.probe(
       "dead-letters",
-      Effect.map(deadLetterStore.value.list(), (letters) => {
-        const counts: Record<string, number> = {}
-        for (const letter of letters) counts[letter.projection] = (counts[letter.projection] ?? 0) + 1
-        return Checks.deadLetters(counts, thresholds)
-      }),
+      Effect.map(deadLetterStore.value.counts, (counts) => Checks.deadLetters(counts, thresholds)),
       { timeout: thresholds.timeout }
     ))
   }

@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import {
+  DeadLetterStore,
   Event,
   EventId,
   EventStore,
@@ -16,7 +17,7 @@ import {
   ProjectionRunner,
   StreamId
 } from "eventcore"
-import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
+import { MemoryDeadLetterStore, MemoryEventStore, MemoryProjections } from "eventcore/memory"
 import { ChaosStore } from "eventcore/testing"
 
 const Noted = Schema.TaggedStruct("Noted", { text: Schema.String })
@@ -185,6 +186,39 @@ describe("Health", () => {
       assert.strictEqual(named(tolerated, "dead-letters").status, "healthy")
     }).pipe(Effect.scoped, Effect.provide(Live)))
 
+  it.effect("the dead-letter check reads the store's counts, never the letters themselves", () =>
+    Effect.gen(function*() {
+      const report = yield* Health.check()
+      const letters = named(report, "dead-letters")
+      assert.strictEqual(letters.status, "degraded")
+      assert.deepStrictEqual(letters.details, { total: 5, byProjection: { a: 3, b: 2 } })
+    }).pipe(
+      Effect.provide(MemoryEventStore.layer),
+      Effect.provide(Layer.effect(
+        DeadLetterStore.DeadLetterStore,
+        Effect.map(MemoryDeadLetterStore.make, (store) =>
+          DeadLetterStore.DeadLetterStore.of({
+            ...store,
+            list: () => Effect.die(new Error("a health check must not load every dead letter")),
+            counts: Effect.succeed({ a: 3, b: 2 })
+          }))
+      ))
+    ))
+
+  it.effect("MemoryDeadLetterStore.counts: per projection; a projection without any is absent", () =>
+    Effect.gen(function*() {
+      yield* note("n-1", "poison", "b", "poison")
+      const last = yield* note("n-2", "poison")
+      const first = yield* ProjectionRunner.start(picky("first", Projection.skip))
+      const second = yield* ProjectionRunner.start(picky("second", Projection.skip))
+      yield* Effect.all([first.awaitPosition(last), second.awaitPosition(last)])
+      assert.deepStrictEqual(yield* DeadLetterStore.counts, { first: 3, second: 3 })
+      yield* DeadLetterStore.discard("second", (yield* DeadLetterStore.list("second"))[0]?.eventId ?? "")
+      assert.deepStrictEqual(yield* DeadLetterStore.counts, { first: 3, second: 2 })
+      yield* DeadLetterStore.DeadLetterStore.use((store) => store.clear("first"))
+      assert.deepStrictEqual(yield* DeadLetterStore.counts, { second: 2 })
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
   it.effect("without a DeadLetterStore in context there is no dead-letter check", () =>
     Effect.gen(function*() {
       const report = yield* Health.check()
@@ -230,6 +264,53 @@ describe("Health", () => {
       const report = yield* Health.check({ projections: [runner] })
       assert.deepInclude(report, { status: "degraded", live: true, ready: true })
       assert.include(named(report, "projection:blind").message, "live; lag unknown: EventStoreError")
+    }).pipe(Effect.provide(MemoryEventStore.layer)))
+
+  it.effect("a lag read that never answers: the check ends after one timeout, degraded, its status known", () =>
+    Effect.gen(function*() {
+      const runner: Health.Watched = {
+        name: "stuck",
+        status: yield* SubscriptionRef.make<ProjectionRunner.Status>({ _tag: "Live" }),
+        lag: Effect.never
+      }
+      const fiber = yield* Effect.forkChild(
+        Health.check({ projections: [runner], mode: "liveness", thresholds: { timeout: "2 seconds" } })
+      )
+      // liveness does not read the lag: answered at once
+      assert.strictEqual(named(yield* Fiber.join(fiber), "projection:stuck").status, "healthy")
+      const full = yield* Effect.forkChild(
+        Health.check({ projections: [runner], thresholds: { timeout: "2 seconds" } })
+      )
+      yield* TestClock.adjust("2 seconds")
+      const report = yield* Fiber.join(full)
+      const stuck = named(report, "projection:stuck")
+      assert.strictEqual(stuck.status, "degraded")
+      assert.strictEqual(stuck.millis, 2000)
+      assert.strictEqual(stuck.message, "live; lag unknown: no answer within 2s")
+    }).pipe(Effect.provide(MemoryEventStore.layer)))
+
+  it.effect("a runner still catching up with nothing left behind says so, without contradicting itself", () =>
+    Effect.gen(function*() {
+      const status = yield* SubscriptionRef.make<ProjectionRunner.Status>({ _tag: "CatchingUp" })
+      const behind = yield* SubscriptionRef.make(0)
+      const runner: Health.Watched = {
+        name: "p",
+        status,
+        lag: Effect.map(
+          SubscriptionRef.get(behind),
+          (events): ProjectionRunner.Lag => ({ events, capped: false, millis: 0, pending: 0, heldBy: undefined })
+        )
+      }
+      const message = Effect.map(Health.check({ projections: [runner] }), (report) => named(report, "projection:p"))
+      const idle = yield* message
+      assert.strictEqual(idle.status, "healthy")
+      assert.strictEqual(idle.message, "no event behind (status: catching up, not yet live)")
+      assert.notInclude(idle.message, "caught up")
+      yield* SubscriptionRef.set(behind, 3)
+      assert.strictEqual((yield* message).message, "catching up; 3 events behind, the oldest 0ms old")
+      yield* SubscriptionRef.set(behind, 0)
+      yield* SubscriptionRef.set(status, { _tag: "Live" })
+      assert.strictEqual((yield* message).message, "live; caught up")
     }).pipe(Effect.provide(MemoryEventStore.layer)))
 
   it.effect("a stopped runner takes liveness away: only a restart of the process brings it back", () =>

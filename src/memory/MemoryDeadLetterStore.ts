@@ -33,7 +33,12 @@ export const make: Effect.Effect<DeadLetterStore["Service"]> = Effect.sync(() =>
       Effect.sync(() => {
         for (const [k, letter] of letters) if (letter.projection === projection) letters.delete(k)
       }),
-    discard: (projection, eventId) => Effect.sync(() => letters.delete(`${projection}\u0000${eventId}`))
+    discard: (projection, eventId) => Effect.sync(() => letters.delete(`${projection}\u0000${eventId}`)),
+    counts: Effect.sync(() => {
+      const counted = new Map<string, number>()
+      for (const letter of letters.values()) counted.set(letter.projection, (counted.get(letter.projection) ?? 0) + 1)
+      return Object.fromEntries(counted)
+    })
   })
 })
 

@@ -108,7 +108,16 @@ export const make = Effect.fnUntraced(function*(
       ).pipe(
         Effect.map((rows) => rows.length > 0),
         Effect.mapError((error) => fromSqlError("dead letter discard", error))
+      ),
+    // One aggregate query, whatever the number of rows: health checks run it on every probe.
+    counts: Effect.suspend(() =>
+      sql.unsafe<{ readonly projection: string; readonly n: number }>(
+        `select projection, count(*)::int as n from ${schema}.dead_letters group by projection`
       )
+    ).pipe(
+      Effect.map((rows) => Object.fromEntries(rows.map((row) => [row.projection, Number(row.n)]))),
+      Effect.mapError((error) => fromSqlError("dead letter counts", error))
+    )
   })
 })
 

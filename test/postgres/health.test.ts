@@ -9,7 +9,7 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Redacted, Schema, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
-import { Event, EventStore, type Health, Position, Projection, ProjectionRunner } from "eventcore"
+import { DeadLetterStore, Event, EventStore, Health, Position, Projection, ProjectionRunner } from "eventcore"
 import { Migrations, PostgresHealth, PostgresProjection } from "eventcore/postgres"
 import { createServer, type Socket } from "node:net"
 import { appendTo, eventually, namespace, raw, stream } from "./fixtures.ts"
@@ -242,6 +242,12 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("PostgresHealt
       const letters = named(report, "dead-letters")
       assert.strictEqual(letters.status, "degraded")
       assert.deepInclude(letters.details?.["byProjection"], { [`${ns}reports`]: 2 })
+      // The store's own count, which Health.check reads on any store: the same figure.
+      const counts = yield* DeadLetterStore.counts
+      assert.strictEqual(counts[`${ns}reports`], 2)
+      assert.notProperty(counts, `${ns}rebuilding`)
+      const anyStore = yield* Health.check({ thresholds: calm })
+      assert.deepInclude(named(anyStore, "dead-letters").details?.["byProjection"], { [`${ns}reports`]: 2 })
 
       // An oldest event after the checkpoint older than lagAge: degraded.
       const old = yield* eventually(
