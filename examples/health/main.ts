@@ -61,6 +61,10 @@ const Routes = HttpRouter.addAll([
   HttpRouter.route("GET", "/health", respond("full", (report) => report.status !== "unhealthy"))
 ])
 
+// Kubernetes gives up on a probe after 1 second unless told otherwise (timeoutSeconds): each
+// check gives up before that, so a slow store makes /health/ready answer 503 rather than time out.
+const thresholds = { timeout: "800 millis" } as const
+
 // The stores: in memory, or PostgreSQL (whose health check also reads the schema version,
 // every checkpoint and dead letters, from the connection alone).
 const inMemory = () => {
@@ -68,7 +72,7 @@ const inMemory = () => {
   const Runner = Layer.effect(AuditRunner, ProjectionRunner.start(Audit)).pipe(Layer.provideMerge(Stores))
   const HealthLive = Layer.effect(
     Health.Health,
-    Effect.flatMap(AuditRunner, (runner) => Health.make({ projections: [runner] }))
+    Effect.flatMap(AuditRunner, (runner) => Health.make({ projections: [runner], thresholds }))
   )
   return HealthLive.pipe(Layer.provideMerge(Runner))
 }
@@ -82,7 +86,7 @@ const onPostgres = (url: string, schema: string) => {
   const Runner = Layer.effect(AuditRunner, ProjectionRunner.start(Audit)).pipe(Layer.provideMerge(Stores))
   const HealthLive = Layer.effect(
     Health.Health,
-    Effect.flatMap(AuditRunner, (runner) => PostgresHealth.make({ schema, projections: [runner] }))
+    Effect.flatMap(AuditRunner, (runner) => PostgresHealth.make({ schema, projections: [runner], thresholds }))
   )
   return HealthLive.pipe(Layer.provideMerge(Runner))
 }

@@ -67,19 +67,36 @@ export const probe = <E, R>(
   effect: Effect.Effect<Outcome, E, R>,
   options: { readonly timeout: Duration.Input; readonly gate?: Gate | undefined }
 ): Effect.Effect<Check, never, R> =>
+  timed(
+    name,
+    Effect.flatMap(
+      Effect.timeoutOption(effect, options.timeout),
+      (answer): Effect.Effect<Outcome> =>
+        answer._tag === "Some" ? Effect.succeed(answer.value) : Effect.succeed({
+          status: "unhealthy",
+          message: `no answer within ${Duration.format(Duration.fromInputUnsafe(options.timeout))}`
+        })
+    ),
+    options.gate
+  )
+
+/**
+ * Runs one check, timed, with no bound of its own (the caller bounds what can wait): a failure
+ * or a defect is an unhealthy result saying so.
+ */
+const timed = <E, R>(
+  name: string,
+  effect: Effect.Effect<Outcome, E, R>,
+  defaultGate: Gate | undefined
+): Effect.Effect<Check, never, R> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const exit = yield* Effect.exit(Effect.timeoutOption(effect, options.timeout))
+    const exit = yield* Effect.exit(effect)
     const millis = (yield* Clock.currentTimeMillis) - start
     const outcome: Outcome = Exit.isFailure(exit)
       ? { status: "unhealthy", message: `failed: ${describe(exit.cause).message}` }
-      : exit.value._tag === "None"
-      ? {
-        status: "unhealthy",
-        message: `no answer within ${Duration.format(Duration.fromInputUnsafe(options.timeout))}`
-      }
-      : exit.value.value
-    const gate = outcome.gate ?? options.gate
+      : exit.value
+    const gate = outcome.gate ?? defaultGate
     return {
       name,
       status: outcome.status,
@@ -230,13 +247,17 @@ export const runnerStatus = (runner: Watched) =>
 /**
  * A runner's check: its status and, when `withLag`, its lag against the thresholds. A lag the
  * store cannot tell degrades (the store's own check says whether the store is down).
+ *
+ * One bound, `timeout`, as every check: the status is in memory and answers at once, so only
+ * the lag read is bounded, and a lag read that does not answer leaves the status known.
  */
 export const runner = (watched: Watched, thresholds: Resolved, withLag: boolean): Effect.Effect<Check> =>
-  probe(
+  timed(
     `projection:${watched.name}`,
     Effect.gen(function*() {
       const current = yield* runnerStatus(watched)
-      if (!withLag || current.details?.["runner"] === "Stopped") return current
+      const tag = current.details?.["runner"]
+      if (!withLag || tag === "Stopped") return current
       const read = yield* Effect.exit(Effect.timeoutOption(watched.lag, thresholds.timeout))
       if (Exit.isFailure(read) || read.value._tag === "None") {
         const why = Exit.isFailure(read)
@@ -250,10 +271,15 @@ export const runner = (watched: Watched, thresholds: Resolved, withLag: boolean)
       }
       const behind = read.value.value
       const verdict = lag(behind, thresholds)
+      // A runner that has processed the last event goes live only once its subscription says
+      // it reached the end: until then "catching up; caught up" would contradict itself.
+      const message = tag === "CatchingUp" && behind.events === 0
+        ? "no event behind (status: catching up, not yet live)"
+        : `${current.message}; ${verdict.message}`
       return {
         ...current,
         status: worst([current.status, verdict.status]),
-        message: `${current.message}; ${verdict.message}`,
+        message,
         details: {
           ...current.details,
           lag: {
@@ -266,8 +292,7 @@ export const runner = (watched: Watched, thresholds: Resolved, withLag: boolean)
         }
       }
     }),
-    // The status is in memory; only the lag read can take time, and it has its own timeout.
-    { timeout: Duration.sum(thresholds.timeout, thresholds.timeout) }
+    undefined
   )
 
 /** Renders a failure cause for a check's message. */

@@ -21,6 +21,16 @@ import * as Statements from "./statements.ts"
 /**
  * `Health.Options`, and the store's schema.
  *
+ * @example
+ * ```ts
+ * import { Health } from "eventcore"
+ * import { PostgresHealth } from "eventcore/postgres"
+ *
+ * declare const balances: Health.Watched
+ *
+ * const options: PostgresHealth.Options = { schema: "billing", projections: [balances], mode: "readiness" }
+ * const report = PostgresHealth.check(options) // needs a SqlClient
+ * ```
  * @since 0.3.0
  */
 export interface Options extends Health.Options {
