@@ -2,14 +2,16 @@
  * Rebuilds asked from outside a running runner (`CheckpointStore.beginRebuild` from another
  * process, e.g. the CLI's `projections rebuild`): the runner notices — idle, on its periodic
  * check; busy, on its next save — and rebuilds as its own `rebuild` does. A checkpoint reset
- * from outside does not wedge it either.
+ * from outside does not wedge it either. A runner that has lost its lock meanwhile leaves the
+ * rebuild to the runner that holds it now; the periodic check makes no spans.
  */
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer, Ref, SubscriptionRef } from "effect"
+import { Deferred, Effect, Layer, Queue, Ref, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
-import { CheckpointStore, CommandExecutor, EventStore, Projection, ProjectionRunner } from "eventcore"
+import { CheckpointStore, CommandExecutor, EventStore, Projection, ProjectionLock, ProjectionRunner } from "eventcore"
 import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
 import { AccountEvents, Deposit, OpenAccount } from "../examples/banking/Account.ts"
+import { recordingTracer } from "./spans.ts"
 
 const Live = Layer.mergeAll(CommandExecutor.layer(), MemoryProjections.layer).pipe(
   Layer.provideMerge(MemoryEventStore.layer)
@@ -135,3 +137,133 @@ it.effect("a faulted runner is started again by a rebuild asked from outside", (
       assert.isTrue(appliedOnce(applied))
     }).pipe(Effect.provide(Live))
   ))
+
+/**
+ * A lock whose first lease the test takes away (`lose`); after that another process holds it:
+ * the next `acquire` waits for good (the runner stays in Standby).
+ */
+const losableLock = Effect.gen(function*() {
+  const lost = yield* Deferred.make<void>()
+  let taken = false
+  const service = ProjectionLock.ProjectionLock.of({
+    acquire: () =>
+      taken ? Effect.never : Effect.sync(() => {
+        taken = true
+        return { lost: Deferred.await(lost) }
+      })
+  })
+  return { service, lose: Deferred.succeed(lost, undefined) }
+})
+
+/**
+ * The memory checkpoints, whose `rebuildPending` or `beginRebuild`, once armed, waits at its
+ * next call until the test releases it: each waiting call offers its release to `reached`.
+ */
+const gatedCheckpoints = Effect.gen(function*() {
+  const inner = yield* checkpoints
+  const armed = { rebuildPending: false, beginRebuild: false }
+  const reached = yield* Queue.unbounded<Deferred.Deferred<void>>()
+  const hold = (which: keyof typeof armed) =>
+    Effect.gen(function*() {
+      if (!armed[which]) return
+      armed[which] = false
+      const release = yield* Deferred.make<void>()
+      yield* Queue.offer(reached, release)
+      yield* Deferred.await(release)
+    })
+  const service = CheckpointStore.CheckpointStore.of({
+    ...inner,
+    rebuildPending: (name) => Effect.andThen(hold("rebuildPending"), inner.rebuildPending(name)),
+    beginRebuild: (name) => Effect.andThen(hold("beginRebuild"), inner.beginRebuild(name))
+  })
+  return { service, armed, reached }
+})
+
+it.effect("a runner that lost its lock while deciding on a rebuild asked from outside does not reset", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const lock = yield* losableLock
+      const gated = yield* gatedCheckpoints
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets), { rebuildCheck: "1 hour" }).pipe(
+        Effect.provideService(ProjectionLock.ProjectionLock, lock.service),
+        Effect.provideService(CheckpointStore.CheckpointStore, gated.service)
+      )
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      // the CLI marks a rebuild; the next save fails (CheckpointMoved) and the runner asks
+      // whether a rebuild is pending ...
+      yield* (yield* checkpoints).beginRebuild("counting")
+      gated.armed.rebuildPending = true
+      yield* CommandExecutor.execute(Deposit, { account: "acc-0", amount: 50 })
+      const asking = yield* Queue.take(gated.reached)
+      // ... and loses its lock before the answer: the runner holding it now does the rebuild
+      yield* lock.lose
+      yield* Deferred.succeed(asking, undefined)
+      yield* runner.awaitStatus("Standby")
+      assert.strictEqual(yield* Ref.get(resets), 0)
+      assert.isTrue(yield* (yield* checkpoints).rebuildPending("counting"))
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a runner that lost its lock as it starts a rebuild asked from outside does not reset", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const lock = yield* losableLock
+      const gated = yield* gatedCheckpoints
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets)).pipe(
+        Effect.provideService(ProjectionLock.ProjectionLock, lock.service),
+        Effect.provideService(CheckpointStore.CheckpointStore, gated.service)
+      )
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      yield* (yield* checkpoints).beginRebuild("counting")
+      // the idle runner's check sees it and starts the rebuild; the lock is lost as it does
+      gated.armed.beginRebuild = true
+      const starting = yield* Effect.raceFirst(
+        Queue.take(gated.reached),
+        Effect.forever(Effect.andThen(TestClock.adjust("1 second"), Effect.yieldNow))
+      )
+      yield* lock.lose
+      yield* Deferred.succeed(starting, undefined)
+      yield* runner.awaitStatus("Standby")
+      assert.strictEqual(yield* Ref.get(resets), 0)
+      assert.strictEqual(applied.size, 3) // the read model is as it was
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("an idle runner's checks for a rebuild asked from outside make no spans", () => {
+  const { spans, tracer } = recordingTracer()
+  return Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const inner = yield* checkpoints
+      const checks = yield* Ref.make(0)
+      // traced, as PostgreSQL's checkpoint store is
+      const traced = CheckpointStore.CheckpointStore.of({
+        ...inner,
+        rebuildPending: (name) =>
+          Effect.andThen(Ref.update(checks, (n) => n + 1), inner.rebuildPending(name)).pipe(
+            Effect.withSpan("CheckpointStore.rebuildPending")
+          )
+      })
+      const runner = yield* ProjectionRunner.start(counting(new Map(), yield* Ref.make(0))).pipe(
+        Effect.provideService(CheckpointStore.CheckpointStore, traced)
+      )
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      const before = spans.length
+      const from = yield* Ref.get(checks)
+      while ((yield* Ref.get(checks)) < from + 3) {
+        yield* TestClock.adjust("1 second")
+        yield* Effect.yieldNow
+      }
+      assert.deepStrictEqual(spans.slice(before).map((span) => span.name), [])
+    }).pipe(Effect.withTracer(tracer), Effect.provide(Live))
+  )
+})

@@ -106,37 +106,62 @@ const neverLost: Lease = { lost: Effect.never }
  * Completes once a rebuild is pending that this runner did not ask for (`beginRebuild` from
  * another process, or the CLI), checking every `rebuildCheck`. A failed check is not this
  * watcher's to report: processing meets the same store and fails (or retries) on its own.
+ * Untraced, as every poll is (ADR 20): traced, each idle runner would send a trace per check.
  */
 const externalRebuild = <E, R>(config: Config<E, R>): Effect.Effect<void, never, R> =>
   Effect.gen(function*() {
     while (true) {
       yield* Effect.sleep(config.rebuildCheck)
-      const pending = yield* config.rebuildPending.pipe(Effect.orElseSucceed(() => false))
+      const pending = yield* config.rebuildPending.pipe(
+        Effect.orElseSucceed(() => false),
+        Effect.withTracerEnabled(false)
+      )
       if (pending) return
     }
   })
 
+/** How a session ended: the processing ended, or the lease was lost (with the request it had not done). */
+type Ended =
+  | { readonly _tag: "Ended" }
+  | { readonly _tag: "Lost"; readonly request: Request | undefined }
+
 /**
  * One lock tenure: takes the lock, acts on the request that started it, processes until the
- * lease is lost ("lost"), the processing ends ("ended", never for live subscriptions), or it
+ * lease is lost ("Lost"), the processing ends ("Ended", never for live subscriptions), or it
  * fails (the session fails with it).
  */
-const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
+const session = <E, R>(config: Config<E, R>, first: Request | undefined): Effect.Effect<Ended, unknown, R> =>
   Effect.scoped(Effect.gen(function*() {
     const { mailbox, name, setStatus } = config
     yield* setStatus({ _tag: "Standby" })
     const lease = config.durable ? yield* config.locks.acquire(name) : neverLost
+    const lost = Effect.as(lease.lost, { _tag: "Lost" as const })
+    /**
+     * Runs `effect` unless the lease is lost first, or meanwhile: a runner that lost its lock
+     * must not decide on a rebuild, nor reset the read model under the runner holding it now
+     * (an interrupted reset leaves its rebuild pending; that runner finishes it).
+     */
+    const whileHeld = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
+      Effect.raceFirst(Effect.map(effect, (value) => ({ _tag: "Held" as const, value })), lost)
     let request = first
     // A rebuild that began and did not finish (a crash, a reset that failed) is finished before
     // anything else is processed: it stays pending until it succeeds.
-    let unfinished = config.durable && request?._tag !== "Rebuild" && (yield* config.rebuildPending)
+    let unfinished = false
+    if (config.durable && request?._tag !== "Rebuild") {
+      const pending = yield* whileHeld(config.rebuildPending)
+      if (pending._tag === "Lost") return { _tag: "Lost", request } satisfies Ended
+      unfinished = pending.value
+    }
     if (unfinished) yield* Effect.logWarning(`eventcore: projection ${name}: finishing a rebuild begun earlier`)
     while (true) {
       // Before the request completes: once `rebuild` returns, `Live` means the new run's.
       yield* setStatus({ _tag: "CatchingUp" })
       if (unfinished || request?._tag === "Rebuild") {
         unfinished = false
-        const exit = yield* Effect.exit(config.reset)
+        const reset = yield* Effect.exit(whileHeld(config.reset))
+        // the next session, should it take the lock again, does the rebuild asked of this one
+        if (Exit.isSuccess(reset) && reset.value._tag === "Lost") return { _tag: "Lost", request } satisfies Ended
+        const exit = Exit.asVoid(reset)
         if (request !== undefined) yield* Deferred.done(request.done, exit)
         if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
       } else if (request !== undefined) {
@@ -148,21 +173,25 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
       const fiber = yield* Effect.forkScoped(config.processing)
       const winner = yield* Effect.raceAll([
         Effect.map(Fiber.await(fiber), (exit) => ({ _tag: "Exited" as const, exit })),
-        Effect.as(lease.lost, { _tag: "Lost" as const }),
+        lost,
         Effect.as(mailbox.rebuildAsked, { _tag: "Rebuild" as const }),
         ...(config.durable ? [Effect.as(externalRebuild(config), { _tag: "External" as const })] : [])
       ])
       yield* Fiber.interrupt(fiber)
       switch (winner._tag) {
         case "Exited": {
-          if (Exit.isSuccess(winner.exit)) return "ended" as const
+          if (Exit.isSuccess(winner.exit)) return { _tag: "Ended" } satisfies Ended
           const failed = Cause.findErrorOption(winner.exit.cause)
           if (failed._tag === "None" || !(failed.value instanceof CheckpointMoved)) {
             return yield* Effect.failCause(winner.exit.cause)
           }
           // A rebuild begun elsewhere (another process, the CLI) makes every save fail until
           // it is done: do it, as `rebuild` would, rather than reload and fail again forever.
-          if (yield* config.rebuildPending) {
+          // `CheckpointMoved` may also mean that another runner holds the lock now: a lease
+          // lost before the answer leaves the rebuild to it.
+          const pending = yield* whileHeld(config.rebuildPending)
+          if (pending._tag === "Lost") return { _tag: "Lost", request: undefined } satisfies Ended
+          if (pending.value) {
             yield* Effect.logWarning(`eventcore: projection ${name}: a rebuild was asked from outside; rebuilding`)
             unfinished = true
             break
@@ -174,7 +203,7 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined) =>
           break
         }
         case "Lost":
-          return "lost" as const
+          return { _tag: "Lost", request: undefined } satisfies Ended
         case "External":
           yield* Effect.logWarning(`eventcore: projection ${name}: a rebuild was asked from outside; rebuilding`)
           unfinished = true
@@ -222,7 +251,8 @@ export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, nev
         attempt = 0
       }
       if (Exit.isSuccess(exit)) {
-        if (exit.value === "ended") return
+        if (exit.value._tag === "Ended") return
+        pending = exit.value.request
         yield* Effect.logWarning(`eventcore: projection ${name} lost its lock; waiting to take it again`)
         continue
       }
