@@ -246,6 +246,22 @@ const readModelVersions: Migration = {
   ]
 }
 
+const boundedIdempotencyExpiry: Migration = {
+  version: 6,
+  name: "append_bounds_idempotency_expiry",
+  statements: (s) => [
+    // The youngest an idempotency record can be and still expire in an append, by the server's
+    // clock (ADR 19): the expiry instant comes from the caller, and the application role, which
+    // may not delete records, must not clear live ones through the function either. A constant
+    // function, like tx_offset(); the migration role may replace it (docs/roles.md).
+    `create function ${s}.idempotency_min_retention() returns interval language sql immutable parallel safe as $fn$ select interval '1 hour' $fn$`,
+    // The same signature: `create or replace` keeps the grants and the revoke of migration 4.
+    // (On a new store migration 1 already created this version, which resolves the function
+    // above only when called, after every pending migration ran.)
+    appendFunction(s)
+  ]
+}
+
 /**
  * Every migration, in version order. New versions are appended, never edited.
  *
@@ -255,11 +271,19 @@ const readModelVersions: Migration = {
  *
  * Migrations.all.map((m) => `${m.version} ${m.name}`)
  * // ["1 create_streams_events_checkpoints", "2 create_dead_letters",
- * //  "3 ordering_offset_idempotency_keys_pending_rebuilds", "4 append_as_owner", "5 read_model_versions"]
+ * //  "3 ordering_offset_idempotency_keys_pending_rebuilds", "4 append_as_owner", "5 read_model_versions",
+ * //  "6 append_bounds_idempotency_expiry"]
  * ```
  * @since 0.1.0
  */
-export const all: ReadonlyArray<Migration> = [initial, deadLetters, trust, leastPrivilege, readModelVersions]
+export const all: ReadonlyArray<Migration> = [
+  initial,
+  deadLetters,
+  trust,
+  leastPrivilege,
+  readModelVersions,
+  boundedIdempotencyExpiry
+]
 
 /**
  * The 64-bit advisory lock key guarding migrations of one schema (transaction-scoped, so it

@@ -103,6 +103,11 @@ export const appendSignature =
  * only through it. Its `search_path` is fixed to `pg_catalog, pg_temp` (every object of the
  * store is schema-qualified), so a caller's own objects cannot stand in for built-ins it uses.
  *
+ * It bounds what the caller passes where trusting it would let the role do what it may not do
+ * itself (delete idempotency records): the expiry instant is at most the server's `now()` minus
+ * `<schema>.idempotency_min_retention()` (migration 6), so no call replaces or clears a record
+ * younger than that. `p_recorded_at` is the writer's claim and is stored as given (ADR 19).
+ *
  * @since 0.1.0
  */
 export const appendFunction = (s: string): string => `
@@ -130,6 +135,7 @@ declare
   v_positions bigint[];
   v_tx bigint;
   v_recorded record;
+  v_not_before timestamptz;
 begin
   -- 0. A transaction id drawn before the boundary is locked could order these events before
   --    an earlier commit of the same stream: refuse rather than break the global order.
@@ -143,11 +149,16 @@ begin
 
   -- 1. An idempotency key: serialize on it (before any stream lock, so the order of locks is
   --    the same for everyone) and replay the first append's result if it is still recorded.
+  --    Records made before the caller's expiry instant have expired, but the caller does not
+  --    decide alone: the role may not delete records, so no call may expire one younger than
+  --    the store's minimum retention (by the server's clock; null counts as no bound of its
+  --    own). An honest caller's instant, its clock minus its retention, is earlier anyway.
   if p_idempotency_key is not null then
+    v_not_before := least(p_idempotency_not_before, now() - ${s}.idempotency_min_retention());
     perform pg_advisory_xact_lock(hashtextextended('eventcore/idempotency/' || p_idempotency_key, ${lockSeed(s)}));
     select k.fingerprint, k.result into v_recorded
     from ${s}.idempotency_keys k
-    where k.key = p_idempotency_key and k.recorded_at >= p_idempotency_not_before;
+    where k.key = p_idempotency_key and k.recorded_at >= v_not_before;
     if found then
       if v_recorded.fingerprint is distinct from p_idempotency_fingerprint then
         raise exception using
@@ -242,8 +253,9 @@ begin
     on conflict (stream_id) do update set version = excluded.version;
   end if;
 
-  -- 8. Record the key with what this append returns, replacing an expired record, and clear a
-  --    few expired ones (rows other appends are clearing are skipped, not waited for).
+  -- 8. Record the key with what this append returns, replacing an expired record (step 1 found
+  --    none live under the key's lock), and clear a few expired ones (rows other appends are
+  --    clearing are skipped, not waited for).
   if p_idempotency_key is not null then
     insert into ${s}.idempotency_keys as k (key, fingerprint, result, recorded_at)
     values (
@@ -265,7 +277,7 @@ begin
     delete from ${s}.idempotency_keys
     where ctid = any(array(
       select x.ctid from ${s}.idempotency_keys x
-      where x.recorded_at < p_idempotency_not_before and x.key <> p_idempotency_key
+      where x.recorded_at < v_not_before and x.key <> p_idempotency_key
       limit 100 for update skip locked
     ));
   end if;

@@ -162,6 +162,42 @@ const statementFails = (statement: string) =>
 const account = (id: string) => StreamId.makeUnsafe(`account-${suffix}-${id}`)
 
 /**
+ * Calls the append function as the connected role, as a caller that bypasses the store would:
+ * no events, only an idempotency key with the instants it claims (SQL expressions).
+ */
+const appendKeyDirectly = (key: string, fingerprint: string, claims: {
+  readonly recordedAt: string
+  readonly notBefore: string
+}) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.exit(
+      sql.unsafe<{ readonly o_replay: unknown }>(
+        `select o_replay from ${schema}.append(array[$1::text], array[-1]::bigint[], '{}'::uuid[], '{}'::text[],
+           '{}'::text[], '{}'::integer[], '{}'::jsonb[], '{}'::jsonb[], ${claims.recordedAt}, $2, $3, ${claims.notBefore})`,
+        [`keys-${suffix}`, key, fingerprint]
+      ).unprepared
+    ))
+
+/** As the migration role, sets the store's minimum retention of idempotency records (docs/roles.md). */
+const setMinRetention = (interval: string) =>
+  asMigrator(execAll([
+    `create or replace function ${schema}.idempotency_min_retention() returns interval
+       language sql immutable parallel safe as $fn$ select interval '${interval}' $fn$`
+  ]))
+
+/** The idempotency records of these keys, as the application role reads them. */
+const idempotencyRecords = (keys: ReadonlyArray<string>) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.unsafe<{ readonly key: string; readonly fingerprint: string; readonly result: string; readonly at: string }>(
+        `select key, fingerprint, result::text as result, recorded_at::text as at
+       from ${schema}.idempotency_keys where key = any($1::text[]) order by key`,
+        [`{${keys.join(",")}}`]
+      ).unprepared
+  )
+
+/**
  * Deposits to two accounts; on its first attempt another writer appends to one of them first,
  * so the append conflicts and the executor runs it again.
  */
@@ -335,6 +371,8 @@ layer(AsApp.pipe(Layer.provideMerge(Roles)), { excludeTestServices: true, timeou
           `alter table ${schema}.events disable trigger events_immutable`,
           `create table ${schema}.forged (x int)`,
           `create or replace function ${schema}.tx_offset() returns bigint language sql as 'select 0::bigint'`,
+          `create or replace function ${schema}.idempotency_min_retention() returns interval language sql
+             as $$ select interval '0' $$`,
           `select * from ${schema}.adopt_restored_events()`
         ]
         for (const statement of refused) {
@@ -345,6 +383,75 @@ layer(AsApp.pipe(Layer.provideMerge(Roles)), { excludeTestServices: true, timeou
         assert.isTrue(Exit.isFailure(adopt))
         const migrate = yield* Effect.flip(Migrations.run({ schema, grantTo: [app] }))
         assert.strictEqual(migrate._tag, "MissingPrivilege")
+      }))
+
+    it.effect("cannot expire live idempotency keys through the append function, whatever instant it passes", () =>
+      Effect.gen(function*() {
+        const a = account("keyed")
+        yield* CommandExecutor.execute(OpenAccount, { account: a, owner: "kim" })
+        const live = [`live-1-${suffix}`, `live-2-${suffix}`, `live-3-${suffix}`]
+        for (const key of live) {
+          yield* CommandExecutor.execute(Deposit, { account: a, amount: 1 }, { idempotencyKey: key })
+        }
+        const before = yield* idempotencyRecords(live)
+        assert.strictEqual(before.length, 3)
+        // A century ahead, or the server's own now (a bound at now() alone would let this one
+        // expire every record made before the call).
+        for (const [i, notBefore] of ["now() + interval '100 years'", "now()"].entries()) {
+          const claims = { recordedAt: "now()", notBefore }
+          // A live key under another request: refused as a reuse, not replaced.
+          const reuse = yield* appendKeyDirectly(live[0] ?? "", "forged", claims)
+          assert.strictEqual(stateOf(reuse), PostgresAppend.idempotencyKeyReusedState, notBefore)
+          // A key of its own is recorded, and clears none of the live ones.
+          assert.strictEqual(stateOf(yield* appendKeyDirectly(`own-${i}-${suffix}`, "own", claims)), "succeeded")
+        }
+        assert.deepStrictEqual(yield* idempotencyRecords(live), before)
+        const retried = yield* CommandExecutor.execute(Deposit, { account: a, amount: 1 }, { idempotencyKey: live[0] })
+        assert.isTrue(retried.replayed)
+        assert.strictEqual((yield* EventStore.readStream(a)).version, 4)
+      }))
+
+    it.effect("the append function still expires what an honest caller's retention expires", () =>
+      Effect.gen(function*() {
+        const [first, other] = [`old-1-${suffix}`, `old-2-${suffix}`]
+        // Recorded by a writer whose clock said 2020-01-01 (a TestClock, say), with a retention of a month.
+        const then = { recordedAt: "timestamptz '2020-01-01Z'", notBefore: "timestamptz '2019-12-01Z'" }
+        for (const key of [first, other]) {
+          assert.strictEqual(stateOf(yield* appendKeyDirectly(key, "then", then)), "succeeded")
+        }
+        // Live by that writer's measure: another request under the key is a reuse.
+        assert.strictEqual(
+          stateOf(yield* appendKeyDirectly(first, "now", then)),
+          PostgresAppend.idempotencyKeyReusedState
+        )
+        // Expired by today's writer, a day's retention: the key is taken afresh and the other one cleared.
+        const today = yield* appendKeyDirectly(first, "now", {
+          recordedAt: "now()",
+          notBefore: "now() - interval '1 day'"
+        })
+        assert.isTrue(Exit.isSuccess(today))
+        if (Exit.isSuccess(today)) assert.deepStrictEqual(today.value.map((row) => row.o_replay), [null]) // not a replay
+        assert.deepStrictEqual((yield* idempotencyRecords([first, other])).map((r) => [r.key, r.fingerprint]), [[
+          first,
+          "now"
+        ]])
+
+        // A record two minutes old outlives a caller's one-minute retention (the store keeps it an
+        // hour) until the migration role lowers the store's minimum retention.
+        const recent = `recent-${suffix}`
+        const twoMinutesAgo = { recordedAt: "now() - interval '2 minutes'", notBefore: "now() - interval '1 day'" }
+        assert.strictEqual(stateOf(yield* appendKeyDirectly(recent, "then", twoMinutesAgo)), "succeeded")
+        const aMinute = { recordedAt: "now()", notBefore: "now() - interval '1 minute'" }
+        assert.strictEqual(
+          stateOf(yield* appendKeyDirectly(recent, "now", aMinute)),
+          PostgresAppend.idempotencyKeyReusedState
+        )
+        const lowered = yield* setMinRetention("0").pipe(
+          Effect.andThen(appendKeyDirectly(recent, "now", aMinute)),
+          Effect.ensuring(Effect.orDie(setMinRetention("1 hour")))
+        )
+        assert.strictEqual(stateOf(lowered), "succeeded")
+        assert.deepStrictEqual((yield* idempotencyRecords([recent])).map((r) => r.fingerprint), ["now"])
       }))
   }
 )
