@@ -130,13 +130,8 @@ export const versions = Effect.fn("PostgresBlueGreen.versions")(function*(
   const cap = Math.max(1, Math.floor(options?.cap ?? 10_000))
   return yield* Effect.gen(function*() {
     const active = yield* activeOf(sql, schema, name, false)
-    const rows = yield* checkpointsOf(sql, schema, name)
-    const byVersion = new Map(rows.map((row) => [row.version, row]))
-    if (!byVersion.has(active)) {
-      byVersion.set(active, { version: active, checkpoint: undefined, rebuildPending: false })
-    }
     const listed: Array<VersionInfo> = []
-    for (const row of [...byVersion.values()].toSorted((a, b) => a.version - b.version)) {
+    for (const row of yield* knownOf(sql, schema, name, active)) {
       const after = row.checkpoint ?? Position.initial
       const counted = yield* sql.unsafe<{ readonly behind: string }>(
         `select count(*)::text as behind from (
@@ -166,8 +161,9 @@ export const versions = Effect.fn("PostgresBlueGreen.versions")(function*(
  * within its `refresh`). Refused with `NotCaughtUp` when it has no checkpoint yet, a rebuild
  * of it is pending, or its checkpoint is behind the active version's (readers would go back);
  * `force: true` skips these checks (e.g. to roll back to an older version). Refused with
- * `UnknownVersion` when the store has no checkpoint of it at all (it never ran). Returns the
- * version active before and after.
+ * `UnknownVersion` when the store has no checkpoint of it at all (it never ran) and it is not
+ * the active version (promoting the active one changes nothing). Returns the version active
+ * before and after.
  *
  * @example
  * ```ts
@@ -195,7 +191,7 @@ export const promote = Effect.fn("PostgresBlueGreen.promote")(function*(
   return yield* sql.withTransaction(Effect.gen(function*() {
     // The row is locked until commit: two promotions at once take turns.
     const previous = yield* activeOf(sql, schema, name, true)
-    const rows = yield* checkpointsOf(sql, schema, name)
+    const rows = yield* knownOf(sql, schema, name, previous)
     const candidate = rows.find((row) => row.version === target)
     if (candidate === undefined) {
       return yield* new BlueGreen.UnknownVersion({ name, version: target, known: rows.map((row) => row.version) })
@@ -222,8 +218,10 @@ export const promote = Effect.fn("PostgresBlueGreen.promote")(function*(
 /**
  * Retires a version no process serves or runs any more: deletes its checkpoint and dead
  * letters, so it no longer shows in `versions`. Its tables are the application's: drop them
- * yourself. Refused with `RetireRefused` for the active version, or while a runner holds its
- * lock (deploy without it first: a runner that finds its checkpoint gone starts over).
+ * yourself. Refused with `RetireRefused` for the active version (even one with no checkpoint
+ * yet), or while a runner holds its lock (deploy without it first: a runner that finds its
+ * checkpoint gone starts over). The lock is taken for the transaction, so no runner can take it
+ * between the check and the delete.
  *
  * @example
  * ```ts
@@ -249,19 +247,29 @@ export const retire = Effect.fn("PostgresBlueGreen.retire")(function*(
   return yield* sql.withTransaction(Effect.gen(function*() {
     // Locks the active version's row: a promotion of this version waits, then finds no checkpoint.
     const active = yield* activeOf(sql, schema, name, true)
-    const rows = yield* checkpointsOf(sql, schema, name)
+    const rows = yield* knownOf(sql, schema, name, active)
     if (!rows.some((row) => row.version === target)) {
       return yield* new BlueGreen.UnknownVersion({ name, version: target, known: rows.map((row) => row.version) })
     }
     const refuse = (detail: string) => new BlueGreen.RetireRefused({ name, version: target, detail })
     if (target === active) return yield* refuse("it is the active version; promote another one first")
-    if (yield* runningOf(sql, schema, versioned)) {
+    // The runner's own lock key, for this transaction: a transaction-level advisory lock
+    // conflicts with the runner's session-level one, so it is not granted while a runner holds
+    // it, and no runner takes it (and loads the checkpoint about to go) until this commits.
+    const [locked] = yield* sql.unsafe<{ readonly locked: boolean }>(
+      `select pg_try_advisory_xact_lock(${lockKey}) as locked`,
+      [schema, versioned]
+    )
+    if (locked?.locked !== true) {
       return yield* refuse(`a runner still holds the lock of ${versioned}; stop it (deploy without it) first`)
     }
     yield* sql.unsafe(`delete from ${schema}.dead_letters where projection = $1`, [versioned])
     yield* sql.unsafe(`delete from ${schema}.checkpoints where name = $1`, [versioned])
   })).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError("read model retire", error))))
 })
+
+/** The key of a projection's lock, as PostgresProjectionLock computes it ($1 the schema, $2 the name). */
+const lockKey = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
 
 /**
  * Whether a session holds the projection lock of `versioned` (PostgresProjectionLock: a
@@ -272,7 +280,7 @@ const runningOf = (sql: SqlClient.SqlClient, schema: string, versioned: string) 
     sql.unsafe<{ readonly running: boolean }>(
       `select exists (
          select 1 from pg_locks l,
-           (select hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0) as key) k
+           (select ${lockKey} as key) k
          where l.locktype = 'advisory' and l.granted and l.objsubid = 1
            and l.database = (select oid from pg_database where datname = current_database())
            and l.classid::text::bigint = ((k.key >> 32) & 4294967295) and l.objid::text::bigint = (k.key & 4294967295)
@@ -318,3 +326,15 @@ const checkpointsOf = (sql: SqlClient.SqlClient, schema: string, name: string) =
         }]
       })
   )
+
+/**
+ * The versions the store knows, oldest first: those with a checkpoint, and the active one
+ * (with no checkpoint before its runner first saves), as `versions` lists them.
+ */
+const knownOf = (sql: SqlClient.SqlClient, schema: string, name: string, active: number) =>
+  Effect.map(checkpointsOf(sql, schema, name), (rows) => {
+    const known = rows.some((row) => row.version === active)
+      ? rows
+      : [...rows, { version: active, checkpoint: undefined, rebuildPending: false }]
+    return known.toSorted((a, b) => a.version - b.version)
+  })

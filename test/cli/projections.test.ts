@@ -309,6 +309,23 @@ describe("read-models (blue/green versions)", () => {
     )
     assert.deepStrictEqual(after.versions.map((v) => [v.version, v.active]), [[1, true]])
   })
+
+  it("a read model with no checkpoint yet: versions lists version 1 as active; retire and promote agree", async () => {
+    const listed = await cli(inSchema("read-models", "versions", "cli_fresh"), env())
+    assert.strictEqual(listed.code, 0, listed.stderr)
+    assert.match(listed.stdout, /\n1\s+cli_fresh\s+yes\s+-\s/)
+    const [retireActive, promoteOther, promoteActive] = await Promise.all([
+      cli(inSchema("read-models", "retire", "cli_fresh", "1", "--yes"), env()),
+      cli(inSchema("read-models", "promote", "cli_fresh", "2"), env()),
+      cli(inSchema("read-models", "promote", "cli_fresh", "1"), env())
+    ])
+    assert.strictEqual(retireActive.code, 1, retireActive.stderr)
+    assert.include(retireActive.stderr, "it is the active version")
+    assert.strictEqual(promoteOther.code, 4, promoteOther.stderr)
+    assert.include(promoteOther.stderr, "has no version 2 (known: 1)")
+    assert.strictEqual(promoteActive.code, 0, promoteActive.stderr)
+    assert.include(promoteActive.stdout, "Version 1 of cli_fresh was already active.")
+  })
 })
 
 describe("doctor", () => {

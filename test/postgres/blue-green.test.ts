@@ -7,7 +7,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Layer, Redacted, Schema, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Schema, Stream, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { BlueGreen, Command, CommandExecutor, Event, Position, ReadModel, StreamCategory } from "eventcore"
 import { PostgresBlueGreen, PostgresEventStore, PostgresProjection, PostgresReadModel } from "eventcore/postgres"
@@ -201,6 +201,72 @@ layer(
       yield* PostgresBlueGreen.retire("balances", 1, { schema })
       assert.deepStrictEqual((yield* PostgresBlueGreen.versions("balances", { schema })).map((v) => v.version), [2])
     }))
+
+  it.effect("a read model with no checkpoint yet: its active version 1 is known, so retiring it is refused", () =>
+    Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const retired = yield* Effect.flip(PostgresBlueGreen.retire("fresh", 1, { schema }))
+      assert.strictEqual(retired._tag, "RetireRefused")
+      assert.match(retired.message, /active version/)
+      const unknown = yield* Effect.flip(PostgresBlueGreen.promote("fresh", 2, { schema }))
+      assert.strictEqual(unknown._tag, "UnknownVersion")
+      assert.deepStrictEqual(unknown._tag === "UnknownVersion" ? unknown.known : [], [1])
+      assert.deepStrictEqual(yield* PostgresBlueGreen.promote("fresh", 1, { schema }), { previous: 1, active: 1 })
+    }))
+
+  it.effect("retire holds the version's lock until it commits: no runner can take it between the check and the delete", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { schema } = yield* Harness.TestDatabase
+      const sql = yield* SqlClient.SqlClient
+      const versioned = BlueGreen.versionedName("retiring", 2)
+      yield* sql.unsafe(`insert into ${schema}.checkpoints (name, position) values ($1, null), ($2, null)`, [
+        "retiring",
+        versioned
+      ])
+      // a runner holds the lock of v2: refused
+      const holder = yield* sql.reserve // the runner's connection
+      const key = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
+      yield* holder.execute(`select pg_advisory_lock(${key})`, [schema, versioned], undefined)
+      const refused = yield* Effect.flip(PostgresBlueGreen.retire("retiring", 2, { schema }))
+      assert.strictEqual(refused._tag, "RetireRefused")
+      assert.match(refused.message, /still holds the lock/)
+      yield* holder.execute(`select pg_advisory_unlock(${key})`, [schema, versioned], undefined)
+
+      // none does: retire checks, then waits before its delete (its transaction open) while a
+      // runner tries to take the lock — it cannot until retire has committed
+      const reached = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const paused = new Proxy(sql, {
+        get: (target, property, receiver) =>
+          property === "unsafe"
+            ? (text: string, params?: ReadonlyArray<unknown>) =>
+              text.startsWith(`delete from ${schema}.checkpoints`)
+                ? Effect.andThen(
+                  Effect.andThen(Deferred.succeed(reached, undefined), Deferred.await(release)),
+                  target.unsafe(text, params)
+                )
+                : target.unsafe(text, params)
+            : Reflect.get(target, property, receiver)
+      })
+      const retiring = yield* Effect.forkChild(
+        PostgresBlueGreen.retire("retiring", 2, { schema }).pipe(Effect.provideService(SqlClient.SqlClient, paused))
+      )
+      yield* Deferred.await(reached)
+      const tried = yield* holder.execute(
+        `select pg_try_advisory_lock(${key}) as locked`,
+        [schema, versioned],
+        undefined
+      )
+      const locked: unknown = tried[0]?.locked
+      if (locked === true) yield* holder.execute(`select pg_advisory_unlock(${key})`, [schema, versioned], undefined)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(retiring)
+      assert.isFalse(locked, "a runner took the lock while retire was deleting its checkpoint")
+      assert.deepStrictEqual(
+        (yield* PostgresBlueGreen.versions("retiring", { schema })).map((v) => v.version),
+        [1]
+      )
+    })))
 
   it.effect("promote: \"whenCaughtUp\" switches once the new version is live and caught up", () =>
     Effect.scoped(Effect.gen(function*() {
