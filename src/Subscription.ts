@@ -112,7 +112,10 @@ const pages = <A>(
             })
           })
           // Waiting for a commit polls the store (every `pollInterval` on PostgreSQL): traced, a
-          // live subscriber would fill the traces with them. The page it leads to is traced.
+          // live subscriber would fill the traces with them. The page it leads to is traced; both
+          // stores return from the wait only once something committed after `state.after` is
+          // visible, so an idle subscriber makes no span (a page may still hold no event when
+          // the filter skips what committed).
           return state.waiting
             ? Effect.andThen(Effect.withTracerEnabled(store.awaitAppend(state.after), false), read)
             : read

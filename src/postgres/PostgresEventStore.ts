@@ -400,24 +400,38 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       })
     })
 
-  const head = traced("head", "events", () =>
-    sql.unsafe<{ tx_id: string; position: bigint }>(headSql).pipe(
-      Effect.map((rows) => {
-        const row = rows[0]
-        return row === undefined ? Position.initial : Position.make(BigInt(row.tx_id), row.position)
-      }),
-      Effect.mapError((error) => fromSqlError("head", error))
-    ))
+  const headUntraced = sql.unsafe<{ tx_id: string; position: bigint }>(headSql).pipe(
+    Effect.map((rows) => {
+      const row = rows[0]
+      return row === undefined ? Position.initial : Position.make(BigInt(row.tx_id), row.position)
+    }),
+    Effect.mapError((error) => fromSqlError("head", error))
+  )
+
+  const head = traced("head", "events", () => headUntraced)
 
   // Live subscribers waiting now: the horizon monitor only queries while there are some.
   let waiting = 0
-  const awaitAppend = Effect.fnUntraced(function*(after: Position.Position) {
-    // Take the wake-up before reading the head, so a commit in between still wakes us.
-    const woken = yield* wakeups.next
-    if (Position.isAfter(yield* head, after)) return
-    waiting++
-    yield* Effect.raceFirst(woken, Wakeups.sleepReal(pollInterval)).pipe(Effect.ensuring(Effect.sync(() => waiting--)))
-  })
+  // Returns only once the *visible* head is past `after` (the head a page reads in the same
+  // statement, and visibility never goes back), so the page read after it is never empty for
+  // want of a commit: an idle subscriber polls here and nowhere else. A wake-up for a commit
+  // still behind the horizon, or a poll that finds nothing, waits again. Not traced at all
+  // (nor @effect/sql-pg's statement spans): polling every `pollInterval` would fill the traces.
+  const awaitAppend = (after: Position.Position): Effect.Effect<void, EventStoreError> =>
+    Effect.gen(function*() {
+      // Take the wake-up before reading the head, so a commit in between still wakes us.
+      const woken = yield* wakeups.next
+      if (Position.isAfter(yield* headUntraced, after)) return
+      waiting++
+      yield* Effect.gen(function*() {
+        let next = woken
+        while (true) {
+          yield* Effect.raceFirst(next, Wakeups.sleepReal(pollInterval))
+          next = yield* wakeups.next
+          if (Position.isAfter(yield* headUntraced, after)) return
+        }
+      }).pipe(Effect.ensuring(Effect.sync(() => waiting--)))
+    }).pipe(Effect.withTracerEnabled(false))
 
   const readIdempotencyKeyUntraced = (key: string, notBefore: number) =>
     sql.unsafe<{ readonly fingerprint: string; readonly result: unknown }>(readKeySql, [

@@ -1,18 +1,24 @@
 /**
  * The PostgreSQL store's spans as a tracer sees them: each store operation a span with the
- * OpenTelemetry database attributes, @effect/sql-pg's statement span its child; and a durable
+ * OpenTelemetry database attributes, @effect/sql-pg's statement span its child; a durable
  * projection runner whose every span sits in a chain EventCore began — no statement span is a
- * root of its own.
+ * root of its own; and an idle subscriber, polling the store, makes no span at all.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schema, type Tracer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Queue, Redacted, Schema, Stream, type Tracer } from "effect"
+import { SqlClient } from "effect/sql"
 import * as Command from "../../src/Command.ts"
 import * as CommandExecutor from "../../src/CommandExecutor.ts"
 import * as Event from "../../src/Event.ts"
+import * as PostgresEventStore from "../../src/postgres/PostgresEventStore.ts"
 import * as PostgresProjection from "../../src/postgres/PostgresProjection.ts"
+import * as Statements from "../../src/postgres/statements.ts"
 import * as Projection from "../../src/Projection.ts"
 import * as ProjectionRunner from "../../src/ProjectionRunner.ts"
+import type { StoredEvent } from "../../src/StoredEvent.ts"
 import * as StreamCategory from "../../src/StreamCategory.ts"
+import * as Subscription from "../../src/Subscription.ts"
 import { chainOf, childrenOf, named, parentOf, recordingTracer, rootOf } from "../spans.ts"
 import * as Harness from "./harness.ts"
 
@@ -127,5 +133,107 @@ layer(TestLayer, { excludeTestServices: true })("PostgreSQL spans", (it) => {
       const load = named(spans, "CheckpointStore.load")[0]
       assert.strictEqual(load?.attributes.get("eventcore.projection"), "traced")
       assert.strictEqual(load?.attributes.get("db.collection.name"), `${schema}.checkpoints`)
+    }))
+})
+
+/** The object, with the properties `override` gives (those it returns `undefined` for forwarded). */
+const forward = <T extends object>(target: T, override: (key: PropertyKey) => unknown): T =>
+  new Proxy(target, {
+    get: (object, key) => {
+      const replaced = override(key)
+      if (replaced !== undefined) return replaced
+      return Reflect.get(object, key, object)
+    }
+  })
+
+/**
+ * Counts the statements a store runs with exactly its head query's text: the polls of a
+ * subscriber waiting for a commit (a page reads the head inside a statement of its own).
+ */
+const headPolls = (() => {
+  let count = 0
+  let waiters: Array<{ readonly at: number; readonly reached: Deferred.Deferred<void> }> = []
+  const polled = () => {
+    count++
+    for (const waiter of waiters) if (count >= waiter.at) Deferred.doneUnsafe(waiter.reached, Effect.void)
+    waiters = waiters.filter((waiter) => count < waiter.at)
+  }
+  /** Waits until `n` more polls than now have been made. */
+  const more = (n: number) =>
+    Effect.suspend(() => {
+      const reached = Deferred.makeUnsafe<void>()
+      waiters.push({ at: count + n, reached })
+      return Deferred.await(reached)
+    })
+  /** The client, with `withoutTransforms()` (what the store queries through) counting head queries. */
+  const counting = (pg: PgClient.PgClient, schema: string): PgClient.PgClient => {
+    const headSql = Statements.head(schema)
+    const countingSql = (sql: SqlClient.SqlClient): SqlClient.SqlClient =>
+      forward(sql, (key) =>
+        key === "unsafe"
+          ? (text: string, params?: ReadonlyArray<unknown>) => {
+            const statement = sql.unsafe(text, params)
+            // The store builds its head statement once and runs it on every poll: count the runs.
+            return text === headSql ? Effect.tap(statement, () => Effect.sync(polled)) : statement
+          }
+          : undefined)
+    return forward(pg, (key) => key === "withoutTransforms" ? () => countingSql(pg.withoutTransforms()) : undefined)
+  }
+  return { more, counting }
+})()
+
+/** A store in a fresh schema that polls every 20 ms, through a client counting its head polls. */
+const CountedLayer = Layer.unwrap(Effect.map(Harness.databaseUrl, (url) => {
+  const schema = Harness.freshSchemaName()
+  const client = PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })
+  const counted = Layer.effect(PgClient.PgClient, Effect.map(PgClient.PgClient, (pg) => headPolls.counting(pg, schema)))
+  const dropSchemaAfterwards = Layer.effectDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() => Effect.ignore(sql.unsafe(`drop schema if exists ${schema} cascade`).unprepared))
+  }))
+  return CommandExecutor.layer().pipe(
+    Layer.provideMerge(PostgresEventStore.layer({ schema, pollInterval: "20 millis" }).pipe(Layer.provide(counted))),
+    Layer.provideMerge(dropSchemaAfterwards),
+    Layer.provideMerge(client)
+  )
+})).pipe(Layer.orDie)
+
+layer(CountedLayer, { excludeTestServices: true })("PostgreSQL spans of an idle subscriber", (it) => {
+  it.effect("polling while idle makes no span; the live event after it is one page span", () =>
+    Effect.gen(function*() {
+      const { spans, tracer } = recordingTracer()
+      const items = yield* Queue.unbounded<Subscription.Item<StoredEvent>>()
+      const subscriber = yield* Subscription.withSignals({ from: "start" }).pipe(
+        Stream.runForEach((item) => Queue.offer(items, item)),
+        Effect.withTracer(tracer),
+        Effect.forkChild
+      )
+      const first = yield* Queue.take(items)
+      assert.strictEqual(first._tag, "CaughtUp", "an empty store: caught up at once")
+      const before = spans.length
+      // Each poll found nothing committed; before the fix each one was a page read, a root span.
+      yield* headPolls.more(5)
+      assert.deepStrictEqual(spans.slice(before).map((span) => span.name), [], "no span while idle")
+
+      const written = yield* CommandExecutor.execute(Deposit, { account: "idle", amount: 1 })
+      const delivered = yield* Queue.take(items)
+      assert.strictEqual(delivered._tag, "Event")
+      assert.deepStrictEqual(
+        delivered._tag === "Event" ? delivered.position : undefined,
+        written.position
+      )
+      const caughtUp = yield* Queue.take(items)
+      assert.strictEqual(caughtUp._tag, "CaughtUp")
+      yield* Fiber.interrupt(subscriber)
+      const live = spans.slice(before)
+      const page = one(live, "Subscription.page")
+      assert.strictEqual(rootOf(page), page)
+      assert.strictEqual(page.attributes.get("eventcore.events"), 1)
+      assert.strictEqual(page.attributes.get("eventcore.page.live"), true)
+      // and only its own: the store's read, and that read's statement
+      assert.strictEqual(live.length, 3, live.map((span) => chainOf(span).join(" < ")).join("; "))
+      assert.deepStrictEqual(childrenOf(live, page).map((span) => span.name), ["EventStore.readPage"])
+      const [statement] = statements(live)
+      assert.strictEqual(statement && parentOf(statement), one(live, "EventStore.readPage"))
     }))
 })
