@@ -1,13 +1,13 @@
 /**
- * The export recipe (examples/observability/Observability.ts) end to end: commands and a
- * projection run under it, an in-process OTLP receiver collects what the exporters send when
+ * The export recipe (examples/observability/Observability.ts) end to end: commands (one of them
+ * meeting a conflict, then succeeding) and a projection run under it, an in-process OTLP receiver collects what the exporters send when
  * the application's scope closes, and a Prometheus scrape reads the same metrics. Nothing waits
  * on time: the exporters send everything on shutdown, and the test reads after that.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
-import { CommandExecutor, EventStore, Projection, ProjectionRunner, StreamId } from "eventcore"
+import { CommandExecutor, EventId, EventStore, Projection, ProjectionRunner, StreamId } from "eventcore"
 import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
 import { createServer, type Server } from "node:http"
 import { AccountEvents, balanceDelta, Deposit, OpenAccount, Withdraw } from "../examples/banking/Account.ts"
@@ -96,6 +96,38 @@ const receiver = Effect.acquireRelease(
 const alice = StreamId.makeUnsafe("account-alice")
 const bob = StreamId.makeUnsafe("account-bob")
 
+/**
+ * Armed, the store's next append is preceded by another writer's deposit on Alice's account:
+ * the command whose append it is meets a conflict on its first attempt, and its retry succeeds.
+ */
+let competeOnce = false
+const CompetingStore = Layer.effect(
+  EventStore.EventStore,
+  Effect.map(EventStore.EventStore, (store) =>
+    EventStore.EventStore.of({
+      ...store,
+      append: (request) =>
+        Effect.gen(function*() {
+          if (competeOnce) {
+            competeOnce = false
+            const metadata = { correlationId: "other", causationId: "other", custom: {} }
+            yield* store.append({
+              streams: [{ streamId: alice, expected: "any" }],
+              events: [{
+                streamId: alice,
+                eventId: yield* EventId.make,
+                type: "MoneyDeposited",
+                schemaVersion: 1,
+                payload: { _tag: "MoneyDeposited", amount: 5 },
+                metadata
+              }]
+            })
+          }
+          return yield* store.append(request)
+        })
+    }))
+).pipe(Layer.provide(MemoryEventStore.layer))
+
 /** The application: a few commands and a projection; returns a Prometheus scrape of its metrics. */
 const application = Effect.scoped(Effect.gen(function*() {
   const server = yield* HttpServer.HttpServer
@@ -111,12 +143,14 @@ const application = Effect.scoped(Effect.gen(function*() {
   yield* CommandExecutor.execute(OpenAccount, { account: bob, owner: "Bob" })
   yield* CommandExecutor.execute(Deposit, { account: alice, amount: 100 })
   yield* Effect.flip(CommandExecutor.execute(Withdraw, { account: bob, amount: 500 }))
+  competeOnce = true
+  yield* CommandExecutor.execute(Withdraw, { account: alice, amount: 30 })
   yield* runner.awaitPosition(yield* EventStore.EventStore.use((store) => store.head))
-  assert.strictEqual(balances.get(alice), 100)
+  assert.strictEqual(balances.get(alice), 75)
   return yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()))
 })).pipe(
   Effect.provide(
-    Layer.mergeAll(CommandExecutor.layer().pipe(Layer.provideMerge(MemoryEventStore.layer)), MemoryProjections.layer)
+    Layer.mergeAll(CommandExecutor.layer().pipe(Layer.provideMerge(CompetingStore)), MemoryProjections.layer)
   )
 )
 
@@ -143,7 +177,8 @@ describe("the export recipe", () => {
       // Prometheus: the metrics under their sanitized names, attributes as labels.
       assert.include(scraped, `eventcore_commands{command="Deposit",outcome="ok"} 1`)
       assert.include(scraped, `eventcore_commands{command="Withdraw",outcome="refused"} 1`)
-      assert.include(scraped, `eventcore_projection_events{projection="balances",outcome="processed"} 3`)
+      assert.include(scraped, `eventcore_projection_events{projection="balances",outcome="processed"} 5`)
+      assert.include(scraped, `eventcore_conflicts{category="account"} 1`)
       assert.match(scraped, /eventcore_command_duration_bucket\{command="Deposit",le="[^"]+"\} 1/)
 
       // OTLP traces: the service, and the spans with their attributes and parents.
@@ -176,6 +211,21 @@ describe("the export recipe", () => {
         spans.filter((span) => span.parentSpanId === attempt?.spanId).map((span) => span.name).toSorted(),
         ["EventStore.append", "EventStore.readStreams"]
       )
+      // The withdrawal that met the other writer's deposit: two attempts, the first a conflict.
+      const withdrawal = withName("CommandExecutor.execute").find((span) =>
+        attributesOf(span.attributes)["eventcore.command"] === "Withdraw" &&
+        attributesOf(span.attributes)["eventcore.outcome"] === "ok"
+      )
+      assert.strictEqual(attributesOf(withdrawal?.attributes ?? [])["eventcore.attempts"], 2)
+      const withdrawalAttempts = withName("CommandExecutor.attempt")
+        .filter((span) => span.parentSpanId === withdrawal?.spanId)
+        .map((span) => attributesOf(span.attributes))
+      assert.deepStrictEqual(
+        withdrawalAttempts.map((
+          a
+        ) => [a["eventcore.attempt"], a["eventcore.outcome"], a["eventcore.conflicting_streams"]]),
+        [[1, "conflict", ["account-alice"]], [2, "ok", undefined]]
+      )
       const batch = withName("ProjectionRunner.batch")[0]
       assert.strictEqual(attributesOf(batch?.attributes ?? [])["eventcore.projection"], "balances")
       const pages = withName("Subscription.page").map((span) => attributesOf(span.attributes))
@@ -202,9 +252,20 @@ describe("the export recipe", () => {
       )
       assert.strictEqual(
         point("eventcore.projection.events", { projection: "balances", outcome: "processed" }),
-        3
+        5
       )
-      assert.strictEqual(point("eventcore.events.appended", { category: "account" }), 3)
+      assert.strictEqual(point("eventcore.events.appended", { category: "account" }), 4)
+      assert.strictEqual(point("eventcore.conflicts", { category: "account" }), 1)
+      // the refused withdrawal's one attempt, and the conflicting one's two
+      assert.strictEqual(point("eventcore.command.attempts", { command: "Withdraw" }), 3)
+      const appends = metrics.find((m) => m.name === "eventcore.append.duration")?.histogram?.dataPoints ?? []
+      const appendsBy = (outcome: string) =>
+        appends.filter((p) => attributesOf(p.attributes)["outcome"] === outcome).reduce(
+          (n, p) => n + Number(p.count),
+          0
+        )
+      assert.strictEqual(appendsBy("conflict"), 1)
+      assert.strictEqual(appendsBy("ok"), 4)
       const durations = metrics.find((m) => m.name === "eventcore.command.duration")?.histogram?.dataPoints ?? []
       assert.isTrue(durations.some((p) => attributesOf(p.attributes)["command"] === "Deposit" && Number(p.count) === 1))
     }))
