@@ -305,7 +305,7 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             track.attempts++
             const attempt = Attempt.run(anyInput, input, metadata, env, state)
             return env.traced ? Attempt.traced(attempt, track.attempts) : attempt
-          }).pipe(Effect.tapError((error) => Effect.sync(() => Telemetry.conflictRetryable(error, fiber.context))))
+          }).pipe(Effect.tapError((error) => Effect.sync(() => Telemetry.countConflict(error, fiber.context))))
           if (transientRetry !== undefined) {
             once = retryAfterFirstFailure(once, transientRetry, isTransient, "transient-failure", command.name)
           }

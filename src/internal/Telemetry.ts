@@ -115,17 +115,16 @@ const isTagged = (u: unknown, tag: string): boolean =>
   typeof u === "object" && u !== null && "_tag" in u && u._tag === tag
 
 /**
- * Whether a failure is a conflict the executor retries — counting it, by the category of every
- * stream that had moved, on the way (only failures reach here: a command that succeeds at once
- * pays nothing).
+ * Counts an attempt's failure if it is a conflict, by the category of every stream that had
+ * moved (only failures reach here: a command that succeeds at once pays nothing). Called once
+ * per failed attempt, the last one included; the retry decision is the executor's.
  */
-export const conflictRetryable = (error: unknown, context: Context.Context<never>): boolean => {
-  if (!isTagged(error, "ConcurrencyConflict")) return false
+export const countConflict = (error: unknown, context: Context.Context<never>): void => {
+  if (!isTagged(error, "ConcurrencyConflict")) return
   for (const conflict of (error as ConcurrencyConflict).conflicts) {
     const category = categoryAttribute(conflict.streamId)
     series.conflicts(category, { category }).updateUnsafe(1, context)
   }
-  return true
 }
 
 /** A command's (or one attempt's) outcome: `ok`, `refused`, `conflict`, `invalid` or `error`. */
