@@ -11,6 +11,7 @@ import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Redacted, Ref, Schema, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
+import { TestClock } from "effect/testing"
 import {
   CheckpointStore,
   Command,
@@ -410,6 +411,24 @@ layer(AsApp.pipe(Layer.provideMerge(Roles)), { excludeTestServices: true, timeou
         assert.isTrue(retried.replayed)
         assert.strictEqual((yield* EventStore.readStream(a)).version, 4)
       }))
+
+    it.effect("an executor's retention shorter than the store's minimum is the minimum on PostgreSQL", () =>
+      Effect.gen(function*() {
+        const a = account("short")
+        const key = `short-${suffix}`
+        yield* TestClock.setTime(Date.now())
+        yield* CommandExecutor.execute(OpenAccount, { account: a, owner: "sam" })
+        const first = yield* CommandExecutor.execute(Deposit, { account: a, amount: 1 }, { idempotencyKey: key })
+        // Expired by the executor's one-minute retention; an hour is not over on the server.
+        yield* TestClock.adjust("2 minutes")
+        const again = yield* CommandExecutor.execute(Deposit, { account: a, amount: 1 }, { idempotencyKey: key })
+        assert.isTrue(again.replayed)
+        assert.deepStrictEqual(again.events, first.events)
+        assert.strictEqual((yield* EventStore.readStream(a)).version, 2)
+      }).pipe(
+        Effect.provide(CommandExecutor.layer({ idempotencyRetention: "1 minute" })),
+        Effect.provide(TestClock.layer())
+      ))
 
     it.effect("the append function still expires what an honest caller's retention expires", () =>
       Effect.gen(function*() {
