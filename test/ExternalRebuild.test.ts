@@ -6,7 +6,7 @@
  * rebuild to the runner that holds it now; the periodic check makes no spans.
  */
 import { assert, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Queue, Ref, SubscriptionRef } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Scope, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import { CheckpointStore, CommandExecutor, EventStore, Projection, ProjectionLock, ProjectionRunner } from "eventcore"
 import { MemoryEventStore, MemoryProjections } from "eventcore/memory"
@@ -267,3 +267,28 @@ it.effect("an idle runner's checks for a rebuild asked from outside make no span
     }).pipe(Effect.withTracer(tracer), Effect.provide(Live))
   )
 })
+
+it.effect("a rebuild asked of a runner that loses its lock as it resets waits for its next session; a stop ends the wait", () =>
+  Effect.gen(function*() {
+    yield* seed(1, 2)
+    const lock = yield* losableLock
+    const gated = yield* gatedCheckpoints
+    const resets = yield* Ref.make(0)
+    const scope = yield* Scope.make()
+    const runner = yield* ProjectionRunner.start(counting(new Map(), resets)).pipe(
+      Effect.provideService(ProjectionLock.ProjectionLock, lock.service),
+      Effect.provideService(CheckpointStore.CheckpointStore, gated.service),
+      Scope.provide(scope)
+    )
+    yield* runner.awaitStatus("Live")
+    gated.armed.beginRebuild = true
+    const rebuilding = yield* Effect.forkChild(runner.rebuild)
+    const starting = yield* Queue.take(gated.reached)
+    yield* lock.lose
+    yield* Deferred.succeed(starting, undefined)
+    yield* runner.awaitStatus("Standby") // the lock is elsewhere now: the rebuild waits for it
+    assert.strictEqual(yield* Ref.get(resets), 0)
+    yield* Scope.close(scope, Exit.void)
+    const exit = yield* Fiber.await(rebuilding)
+    assert.isTrue(Exit.hasInterrupts(exit), "the caller of rebuild was not told that the runner stopped")
+  }).pipe(Effect.provide(Live)))

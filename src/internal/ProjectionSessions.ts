@@ -220,10 +220,13 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined): Effect
  * `Retrying`) and starts a new one, from the checkpoint; anything else faults the runner until
  * `restart` or `rebuild`.
  */
-export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, never, R> =>
-  Effect.gen(function*() {
+export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, never, R> => {
+  // The request the next session is to act on. It is out of the mailbox (taken while paused, or
+  // carried over from a session that lost its lock before doing it), so closing the mailbox
+  // does not reach it: if the runner stops first, its caller is told here.
+  let pending: Request | undefined
+  return Effect.gen(function*() {
     const { mailbox, name, setStatus } = config
-    let pending: Request | undefined
     let backoff:
       | ((now: number, input: EventStoreError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>)
       | undefined
@@ -294,4 +297,10 @@ export const runSessions = <E, R>(config: Config<E, R>): Effect.Effect<void, nev
         config.durable && !alreadyPending ? externalRebuild(config) : Effect.never
       )
     }
-  }).pipe(Effect.ensuring(config.mailbox.close))
+  }).pipe(
+    Effect.ensuring(Effect.andThen(
+      config.mailbox.close,
+      Effect.suspend(() => pending === undefined ? Effect.void : Deferred.interrupt(pending.done))
+    ))
+  )
+}
