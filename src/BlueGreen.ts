@@ -6,8 +6,8 @@
  * stored (`ActiveVersions`: in memory, or the store schema's `read_model_versions` table), so
  * all processes agree and a restart keeps it.
  *
- * `ReadModel.blueGreen` serves several versions as one read model; `PostgresBlueGreen` lists
- * and promotes versions from the store alone (the CLI's `projections versions` and `promote`).
+ * `ReadModel.blueGreen` serves several versions as one read model; `PostgresBlueGreen` lists,
+ * promotes and retires versions from the store alone (the CLI's `read-models` commands).
  *
  * @since 0.3.0
  */

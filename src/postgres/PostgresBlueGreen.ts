@@ -2,8 +2,8 @@
  * Blue/green read models on PostgreSQL: the active version of each read model in the store
  * schema's `read_model_versions` table (`layer`, part of `PostgresProjection.layer`), and what
  * an operator needs without the application's code — `versions` lists a read model's versions
- * with their checkpoints, `promote` makes a caught-up one active (the CLI's
- * `projections versions` and `projections promote`).
+ * with their checkpoints, `promote` makes a caught-up one active, `retire` forgets an old one
+ * (the CLI's `read-models versions`, `promote` and `retire`).
  *
  * @since 0.3.0
  */
