@@ -9,14 +9,14 @@ import { Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as PostgresBlueGreen from "../postgres/PostgresBlueGreen.ts"
 import * as Output from "./Output.ts"
-import { requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
+import { countFlag, requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
 
 const nameArgument = Argument.String("name").pipe(Argument.withDescription("The read model's name (its version 1's)"))
 const versionArgument = Argument.Int("version").pipe(Argument.withDescription("The version (1, 2, …)"))
 
 const versions = Command.make("versions", {
   name: nameArgument,
-  cap: Flag.Int("cap").pipe(
+  cap: countFlag("cap").pipe(
     Flag.withDescription("Stop counting events behind at this many (default 10000)"),
     Flag.withDefault(10_000)
   )

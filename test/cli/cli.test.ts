@@ -133,7 +133,8 @@ describe("eventcore CLI", () => {
       [["projections", "lag", "--cap", "0"], "--cap", "0"],
       [["projections", "rebuild", "balances", "--yes", "--timeout", "0"], "--timeout", "0"],
       [["projections", "reset", "balances", "--yes", "--timeout", "-1"], "--timeout", "-1"],
-      [["dead-letters", "retry", "balances", "--yes", "--timeout", "0"], "--timeout", "0"]
+      [["dead-letters", "retry", "balances", "--yes", "--timeout", "0"], "--timeout", "0"],
+      [["read-models", "versions", "orders", "--cap", "0"], "--cap", "0"]
     ] as const
     // No database: a value that got past the parser would fail with "set DATABASE_URL" instead.
     const outcomes: Array<Awaited<ReturnType<typeof cli>>> = []
