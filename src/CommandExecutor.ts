@@ -49,6 +49,17 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 /**
  * How the executor retries.
  *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { CommandExecutor } from "eventcore"
+ *
+ * const config: CommandExecutor.Config = {
+ *   retry: Schedule.recurs(9), // up to 10 attempts for a hot stream
+ *   idempotencyRetention: "7 days"
+ * }
+ * const Executor = CommandExecutor.layer(config)
+ * ```
  * @since 0.1.0
  */
 export interface Config {
@@ -84,6 +95,19 @@ export const defaultIdempotencyRetention: Duration.Duration = Duration.hours(24)
 /**
  * Options for one execution.
  *
+ * @example
+ * ```ts
+ * import { type Command, CommandExecutor } from "eventcore"
+ *
+ * declare const PlaceOrder: Command.Any // a command of your domain
+ * declare const requestId: string // e.g. an HTTP request's Idempotency-Key header
+ *
+ * const options: CommandExecutor.ExecuteOptions = {
+ *   idempotencyKey: `place-order/${requestId}`, // the client's retry writes nothing twice
+ *   metadata: { correlationId: requestId }
+ * }
+ * const placed = CommandExecutor.execute(PlaceOrder, { orderId: "order-1" }, options)
+ * ```
  * @since 0.1.0
  */
 export interface ExecuteOptions {
@@ -108,6 +132,13 @@ export interface ExecuteOptions {
 /**
  * An event the execution appended.
  *
+ * @example
+ * ```ts
+ * import type { CommandExecutor } from "eventcore"
+ *
+ * const describe = (event: CommandExecutor.WrittenEvent) =>
+ *   `${event.type} ${event.eventId}: ${event.streamId} v${event.streamVersion} at ${event.position}`
+ * ```
  * @since 0.1.0
  */
 export interface WrittenEvent extends EventStore.Committed {}
@@ -115,6 +146,20 @@ export interface WrittenEvent extends EventStore.Committed {}
 /**
  * What an execution wrote.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Command, CommandExecutor } from "eventcore"
+ *
+ * declare const Deposit: Command.Any // a command of your domain
+ *
+ * const summary = (result: CommandExecutor.ExecutionResult) =>
+ *   result.replayed
+ *     ? `${result.command}: already done, nothing written`
+ *     : `${result.command}: ${result.events.length} events in ${result.attempts} attempt(s)`
+ *
+ * const program = Effect.map(CommandExecutor.execute(Deposit, { account: "acc-1", amount: 10 }), summary)
+ * ```
  * @since 0.1.0
  */
 export interface ExecutionResult {
@@ -139,6 +184,24 @@ export interface ExecutionResult {
 /**
  * Everything an execution can fail with, besides the command's own errors.
  *
+ * @example
+ * ```ts
+ * import type { CommandExecutor } from "eventcore"
+ *
+ * // An HTTP status for each failure of the executor (the command's own errors aside).
+ * const status = (error: CommandExecutor.ExecuteError): number => {
+ *   switch (error._tag) {
+ *     case "InvalidInput":
+ *       return 400
+ *     case "ConcurrencyConflict":
+ *       return 409 // still conflicting after the retries
+ *     case "EventStoreError":
+ *       return error.transient ? 503 : 500
+ *     default:
+ *       return 500
+ *   }
+ * }
+ * ```
  * @since 0.1.0
  */
 export type ExecuteError =

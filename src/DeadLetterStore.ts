@@ -14,6 +14,17 @@ import type { Position } from "./Position.ts"
 /**
  * One skipped event.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DeadLetterStore } from "eventcore"
+ *
+ * const line = (letter: DeadLetterStore.DeadLetter) =>
+ *   `${letter.projection}: ${letter.type} ${letter.eventId} (${letter.streamId} v${letter.streamVersion}) ` +
+ *   `after ${letter.attempts} attempts: ${letter.error}`
+ *
+ * const report = Effect.map(DeadLetterStore.list("balances"), (letters) => letters.map(line))
+ * ```
  * @since 0.1.0
  */
 export interface DeadLetter {

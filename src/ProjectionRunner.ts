@@ -53,6 +53,22 @@ import * as Subscription from "./Subscription.ts"
  *   `restart` or `rebuild` start it again.
  * - `Stopped`: its scope closed.
  *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import type { ProjectionRunner } from "eventcore"
+ *
+ * const describe = (status: ProjectionRunner.Status): string => {
+ *   switch (status._tag) {
+ *     case "Retrying":
+ *       return `retry ${status.attempt} in ${Duration.toMillis(status.delay)} ms: ${status.message}`
+ *     case "Faulted":
+ *       return `faulted at ${status.event?.position ?? "no event"}: ${status.message}`
+ *     default:
+ *       return status._tag
+ *   }
+ * }
+ * ```
  * @since 0.1.0
  */
 export type Status =
@@ -78,6 +94,17 @@ export type Status =
  * Counters since the runner started (or was last rebuilt). They count work whose effects
  * stand: a transactional batch that rolled back adds nothing.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { ProjectionRunner } from "eventcore"
+ *
+ * declare const runner: ProjectionRunner.Runner<unknown>
+ *
+ * const line = (metrics: ProjectionRunner.Metrics) =>
+ *   `${metrics.processed} processed, ${metrics.skipped} dead-lettered, ${metrics.eventsPerSecond.toFixed(1)}/s`
+ * const report = Effect.map(runner.metrics, line)
+ * ```
  * @since 0.1.0
  */
 export interface Metrics {
@@ -98,6 +125,19 @@ export interface Metrics {
 /**
  * How far behind the head of the store a projection is.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { ProjectionRunner } from "eventcore"
+ *
+ * declare const runner: ProjectionRunner.Runner<unknown>
+ *
+ * const line = (lag: ProjectionRunner.Lag) =>
+ *   lag.pending > 0
+ *     ? `${lag.pending} events wait behind transaction ${lag.heldBy?.transactionId ?? "?"}`
+ *     : `${lag.events}${lag.capped ? "+" : ""} events, ${lag.millis} ms behind`
+ * const report = Effect.map(runner.lag, line)
+ * ```
  * @since 0.1.0
  */
 export interface Lag {
@@ -123,6 +163,24 @@ export interface Lag {
 /**
  * A running projection.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema, SubscriptionRef } from "effect"
+ * import { Event, Projection, ProjectionRunner } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const runner: ProjectionRunner.Runner<number> = yield* ProjectionRunner.start(Projection.fold({
+ *     name: "deposits",
+ *     events: Event.catalog(Deposited),
+ *     initial: 0,
+ *     apply: (count) => count + 1
+ *   }))
+ *   yield* runner.awaitStatus("Live") // caught up with the store
+ *   return yield* SubscriptionRef.get(runner.state)
+ * }))
+ * ```
  * @since 0.1.0
  */
 export interface Runner<S> {
@@ -172,6 +230,19 @@ export interface Runner<S> {
 /**
  * Runner settings.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Event, Projection, ProjectionRunner } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const options: ProjectionRunner.Options = { pageSize: 200, lagCap: 100_000, rebuildCheck: "5 seconds" }
+ * const runner = ProjectionRunner.start(
+ *   Projection.make({ name: "audit", events: Event.catalog(Deposited), handle: (event) => Effect.log(event) }),
+ *   options
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface Options {

@@ -23,6 +23,18 @@ import type { StoredEvent } from "./StoredEvent.ts"
 /**
  * A read model's queries: functions returning Effects that need nothing more.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ReadModel } from "eventcore"
+ *
+ * const queries = {
+ *   count: () => Effect.succeed(0),
+ *   named: (name: string) => Effect.succeed(name.length)
+ * } satisfies ReadModel.Queries
+ *
+ * const counter = ReadModel.make("counter", queries, () => Effect.void)
+ * ```
  * @since 0.3.0
  */
 export type Queries = { readonly [name: string]: (...args: never) => Effect.Effect<unknown, unknown> }
@@ -31,6 +43,16 @@ export type Queries = { readonly [name: string]: (...args: never) => Effect.Effe
  * What a caller wrote, to read it back: a command's result (its `position`), a position, or
  * nothing (no wait).
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import type { ReadModel } from "eventcore"
+ *
+ * declare const balances: ReadModel.ReadModel<{ readonly balance: (account: string) => Effect.Effect<number> }>
+ *
+ * // A command's result, a position, or undefined (answer at once).
+ * const balanceAfter = (written: ReadModel.Written) => balances.after(written).balance("acc-1")
+ * ```
  * @since 0.3.0
  */
 export type Written = Position.Position | { readonly position?: Position.Position | undefined } | undefined
@@ -38,6 +60,18 @@ export type Written = Position.Position | { readonly position?: Position.Positio
 /**
  * A read model: its queries, and read-your-writes.
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import type { CommandExecutor, ReadModel } from "eventcore"
+ *
+ * type BalanceQueries = { readonly balance: (account: string) => Effect.Effect<number> }
+ *
+ * const balanceViews = (model: ReadModel.ReadModel<BalanceQueries>, result: CommandExecutor.ExecutionResult) => ({
+ *   now: model.query.balance("acc-1"), // what the read model has applied so far
+ *   mine: model.after(result).balance("acc-1") // once it has applied what the command wrote
+ * })
+ * ```
  * @since 0.3.0
  */
 export interface ReadModel<Q extends Queries> {
@@ -140,6 +174,17 @@ export const awaitRunner = (
 /**
  * Query definitions over a state `S`: each takes the state first.
  *
+ * @example
+ * ```ts
+ * import type { ReadModel } from "eventcore"
+ *
+ * type Balances = ReadonlyMap<string, number>
+ *
+ * const queries = {
+ *   balance: (state: Balances, account: string) => state.get(account) ?? 0,
+ *   accounts: (state: Balances) => state.size
+ * } satisfies ReadModel.StateQueries<Balances>
+ * ```
  * @since 0.3.0
  */
 export type StateQueries<S> = { readonly [name: string]: (state: S, ...args: never) => unknown }
@@ -147,6 +192,18 @@ export type StateQueries<S> = { readonly [name: string]: (state: S, ...args: nev
 /**
  * The queries of `StateQueries`, as the caller sees them: without the state, as Effects.
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import type { ReadModel } from "eventcore"
+ *
+ * type Balances = ReadonlyMap<string, number>
+ * const queries = { balance: (state: Balances, account: string) => state.get(account) ?? 0 }
+ *
+ * // What `ReadModel.memory` gives callers: { balance: (account: string) => Effect<number> }
+ * declare const balances: ReadModel.ReadModel<ReadModel.QueriesOf<Balances, typeof queries>>
+ * const balance: Effect.Effect<number> = balances.query.balance("acc-1")
+ * ```
  * @since 0.3.0
  */
 export type QueriesOf<S, D extends StateQueries<S>> = {
@@ -220,6 +277,15 @@ export const memory = <E extends Event.Tagged, S, D extends StateQueries<S>>(
 /**
  * What `blueGreen` needs of a runner: its progress, not its state.
  *
+ * @example
+ * ```ts
+ * import { Effect, SubscriptionRef } from "effect"
+ * import type { ReadModel } from "eventcore"
+ *
+ * // A readiness probe over any read model's runner.
+ * const isLive = (runner: ReadModel.Running) =>
+ *   Effect.map(SubscriptionRef.get(runner.status), (status) => status._tag === "Live")
+ * ```
  * @since 0.3.0
  */
 export type Running = Pick<
@@ -231,6 +297,17 @@ export type Running = Pick<
  * One version of a read model, kept by a runner in this process (`ReadModel.memory`,
  * `PostgresReadModel.make`).
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import { ReadModel } from "eventcore"
+ *
+ * type TotalQueries = { readonly total: () => Effect.Effect<number> }
+ * declare const v1: ReadModel.WithRunner<TotalQueries> // e.g. from ReadModel.memory({ ..., version: 1 })
+ * declare const v2: ReadModel.WithRunner<TotalQueries>
+ *
+ * const balances = ReadModel.blueGreen({ name: "balances", versions: [v1, v2] })
+ * ```
  * @since 0.3.0
  */
 export type WithRunner<Q extends Queries> = ReadModel<Q> & { readonly runner: Running }
@@ -238,6 +315,18 @@ export type WithRunner<Q extends Queries> = ReadModel<Q> & { readonly runner: Ru
 /**
  * Several versions of a read model served as one (see `blueGreen`).
  *
+ * @example
+ * ```ts
+ * import { Effect, SubscriptionRef } from "effect"
+ * import type { ReadModel } from "eventcore"
+ *
+ * declare const balances: ReadModel.Versioned<{ readonly total: () => Effect.Effect<number> }>
+ *
+ * const rollBack = Effect.gen(function*() {
+ *   const serving = yield* SubscriptionRef.get(balances.active)
+ *   if (serving > 1) yield* balances.promote(serving - 1, { force: true }) // no catch-up check going back
+ * })
+ * ```
  * @since 0.3.0
  */
 export interface Versioned<Q extends Queries> extends ReadModel<Q> {

@@ -19,11 +19,31 @@ import type { StoredEvent } from "./StoredEvent.ts"
  * Where a subscription starts: before the first event, after the current last event, or
  * after a saved position (a checkpoint).
  *
+ * @example
+ * ```ts
+ * import { type Position, Subscription } from "eventcore"
+ *
+ * declare const checkpoint: Position.Position | undefined // saved by the consumer
+ *
+ * const from: Subscription.From = checkpoint ?? "start"
+ * const events = Subscription.stream({ from })
+ * ```
  * @since 0.1.0
  */
 export type From = "start" | "end" | Position
 
 /**
+ * What to read: where to start, which events, and whether to follow new commits.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { Subscription } from "eventcore"
+ *
+ * // Count the accounts' events stored so far, then stop.
+ * const options: Subscription.Options = { from: "start", filter: { streamPrefix: "account-" }, live: false }
+ * const count = Subscription.stream(options).pipe(Stream.runCount)
+ * ```
  * @since 0.1.0
  */
 export interface Options {
@@ -127,6 +147,18 @@ const pages = <A>(
 /**
  * A delivered event, in a stream of signals.
  *
+ * @example
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { type StoredEvent, Subscription } from "eventcore"
+ *
+ * const onEvent = (item: Subscription.EventItem<StoredEvent.StoredEvent>) =>
+ *   Effect.log(`${item.event.type} at ${item.position}`)
+ *
+ * const program = Subscription.withSignals({ from: "start" }).pipe(
+ *   Stream.runForEach((item) => item._tag === "Event" ? onEvent(item) : Effect.void)
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface EventItem<A> {
@@ -141,6 +173,16 @@ export interface EventItem<A> {
  * time a read reaches the end of what is visible: once at the end of catch-up, then after every
  * live batch. A consumer that saves `position` as its checkpoint never re-reads skipped events.
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import type { Position, Subscription } from "eventcore"
+ *
+ * declare const saveCheckpoint: (position: Position.Position) => Effect.Effect<void>
+ *
+ * // Past the last matching event too: the next start skips what did not match.
+ * const onCaughtUp = (signal: Subscription.CaughtUp) => saveCheckpoint(signal.position)
+ * ```
  * @since 0.1.0
  */
 export interface CaughtUp {
@@ -151,6 +193,13 @@ export interface CaughtUp {
 /**
  * What a stream of signals carries: events, and caught-up markers between them.
  *
+ * @example
+ * ```ts
+ * import type { StoredEvent, Subscription } from "eventcore"
+ *
+ * const label = (item: Subscription.Item<StoredEvent.StoredEvent>): string =>
+ *   item._tag === "CaughtUp" ? `caught up at ${item.position}` : `${item.event.type} at ${item.position}`
+ * ```
  * @since 0.1.0
  */
 export type Item<A> = EventItem<A> | CaughtUp
@@ -227,6 +276,19 @@ export const events = <E extends Event.Tagged>(
 /**
  * A decoded event with the stored event it came from.
  *
+ * @example
+ * ```ts
+ * import { Schema, Stream } from "effect"
+ * import { Event, Subscription } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const line = ({ event, stored }: Subscription.Decoded<typeof Deposited.Type>) => `${stored.streamId}: +${event.amount}`
+ * const lines = Subscription.events(Event.catalog(Deposited), { from: "start", live: false }).pipe(
+ *   Stream.map(line),
+ *   Stream.runCollect
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface Decoded<E> {

@@ -28,6 +28,17 @@ const deepFreeze = <A>(value: A): A => {
 }
 
 /**
+ * The in-memory store's limits, as the PostgreSQL store's (`EventStore.LimitOptions`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * // The limits production uses, so tests refuse what production would.
+ * const options: MemoryEventStore.Options = { maxBoundary: 100, maxJsonBytes: 1024 * 1024 }
+ * const store = Effect.runSync(MemoryEventStore.makeWith(options))
+ * ```
  * @since 0.2.0
  */
 export interface Options extends EventStore.LimitOptions {}

@@ -69,6 +69,15 @@ export const parseSchemaName = (name: string): Effect.Effect<string, InvalidInpu
  * One migration: a version, a name, and the statements it runs (one statement each, since
  * the extended protocol runs one command per message).
  *
+ * @example
+ * ```ts
+ * import { Migrations } from "eventcore/postgres"
+ *
+ * // What the store's schema is made of, e.g. for a migration review.
+ * const listing = Migrations.all.map((migration: Migrations.Migration) =>
+ *   `${migration.version}_${migration.name}: ${migration.statements("eventcore").length} statements`
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface Migration {

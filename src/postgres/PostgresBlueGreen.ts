@@ -17,6 +17,15 @@ import { fromSqlError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
 
 /**
+ * Where the active versions are kept.
+ *
+ * @example
+ * ```ts
+ * import { PostgresBlueGreen } from "eventcore/postgres"
+ *
+ * const options: PostgresBlueGreen.Options = { schema: "billing" } // the store's schema
+ * const ActiveVersions = PostgresBlueGreen.layer(options) // needs a SqlClient
+ * ```
  * @since 0.3.0
  */
 export interface Options {
@@ -82,6 +91,17 @@ export const layer = (
 /**
  * One version of a read model, as the store sees it.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PostgresBlueGreen } from "eventcore/postgres"
+ *
+ * // A version that could be promoted: caught up with every event in the store, and not rebuilding.
+ * const promotable = (info: PostgresBlueGreen.VersionInfo) =>
+ *   !info.active && !info.rebuildPending && info.checkpoint !== undefined && info.behind === 0
+ *
+ * const candidates = Effect.map(PostgresBlueGreen.versions("orders"), (versions) => versions.filter(promotable))
+ * ```
  * @since 0.3.0
  */
 export interface VersionInfo {

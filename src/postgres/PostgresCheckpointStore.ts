@@ -18,6 +18,15 @@ import * as Migrations from "./Migrations.ts"
 import * as Tracing from "./tracing.ts"
 
 /**
+ * Where the checkpoints are kept.
+ *
+ * @example
+ * ```ts
+ * import { PostgresCheckpointStore } from "eventcore/postgres"
+ *
+ * const options: PostgresCheckpointStore.Options = { schema: "billing" } // the store's schema
+ * const Checkpoints = PostgresCheckpointStore.layer(options) // needs a SqlClient
+ * ```
  * @since 0.1.0
  */
 export interface Options {

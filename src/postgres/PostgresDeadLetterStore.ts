@@ -15,6 +15,15 @@ import { fromSqlError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
 
 /**
+ * Where the dead letters are kept: the store's schema (default `"eventcore"`), migrated by the event store.
+ *
+ * @example
+ * ```ts
+ * import { PostgresDeadLetterStore } from "eventcore/postgres"
+ *
+ * const options: PostgresDeadLetterStore.Options = { schema: "billing" }
+ * const DeadLetters = PostgresDeadLetterStore.layer(options) // needs a SqlClient
+ * ```
  * @since 0.1.0
  */
 export interface Options {

@@ -47,6 +47,19 @@ import * as Tracing from "./tracing.ts"
 import * as Wakeups from "./Wakeups.ts"
 
 /**
+ * The store's schema, migrations, live polling and limits.
+ *
+ * @example
+ * ```ts
+ * import { PostgresEventStore } from "eventcore/postgres"
+ *
+ * const options: PostgresEventStore.Options = {
+ *   schema: "billing",
+ *   migrate: false, // the migration role runs them (docs/roles.md)
+ *   pollInterval: "100 millis"
+ * }
+ * const StoreLive = PostgresEventStore.layerFromUrl("postgres://app@localhost:5432/app", options)
+ * ```
  * @since 0.1.0
  */
 export interface Options {

@@ -82,6 +82,18 @@ export const transactional = <E extends Event.Tagged, Err = never, R = never>(
     }))
 
 /**
+ * The projection services' schema (the store's, default `"eventcore"`) and lock settings.
+ *
+ * @example
+ * ```ts
+ * import { PostgresProjection } from "eventcore/postgres"
+ *
+ * const options: PostgresProjection.Options = {
+ *   schema: "billing",
+ *   lock: { pollInterval: "2 seconds" } // a standby runner takes over within about 2 s
+ * }
+ * const ProjectionsLive = PostgresProjection.layer(options) // needs a SqlClient and a PgClient
+ * ```
  * @since 0.1.0
  */
 export interface Options {

@@ -38,6 +38,19 @@ import { eventColumns, type EventRow, toStoredEvent } from "./rows.ts"
  * Queries against the read model's tables: functions returning Effects that need the
  * `SqlClient` (provided by the read model).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import type { PostgresReadModel } from "eventcore/postgres"
+ *
+ * const queries = {
+ *   balance: (account: string) =>
+ *     Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ *       Effect.map(sql<{ balance: string }>`select balance::text from balances where account = ${account}`,
+ *         (rows) => Number(rows[0]?.balance ?? 0)))
+ * } satisfies PostgresReadModel.SqlQueries
+ * ```
  * @since 0.3.0
  */
 export type SqlQueries = {
@@ -47,6 +60,20 @@ export type SqlQueries = {
 /**
  * The queries as callers see them: the `SqlClient` provided.
  *
+ * @example
+ * ```ts
+ * import type { Effect } from "effect"
+ * import type { SqlClient } from "effect/sql"
+ * import type { SqlError } from "effect/sql/SqlError"
+ * import type { ReadModel } from "eventcore"
+ * import type { PostgresReadModel } from "eventcore/postgres"
+ *
+ * type Queries = { readonly balance: (account: string) => Effect.Effect<number, SqlError, SqlClient.SqlClient> }
+ *
+ * // What `PostgresReadModel.make` gives callers: the same queries, needing nothing.
+ * declare const balances: ReadModel.ReadModel<PostgresReadModel.Provided<Queries>>
+ * const balance: Effect.Effect<number, SqlError> = balances.query.balance("acc-1")
+ * ```
  * @since 0.3.0
  */
 export type Provided<D extends SqlQueries> = {
@@ -58,6 +85,19 @@ export type Provided<D extends SqlQueries> = {
 /**
  * What both kinds of PostgreSQL read model are made of.
  *
+ * @example
+ * ```ts
+ * import type { Event } from "eventcore"
+ * import type { PostgresReadModel } from "eventcore/postgres"
+ *
+ * // The application's conventions, for every read model it defines.
+ * const withConventions = <E extends Event.Tagged, Err, R, D extends PostgresReadModel.SqlQueries>(
+ *   options: PostgresReadModel.Options<E, Err, R, D>
+ * ): PostgresReadModel.Options<E, Err, R, D> => ({
+ *   migrationsTable: `read_models.${options.name}_migrations`,
+ *   ...options
+ * })
+ * ```
  * @since 0.3.0
  */
 export interface Options<E extends Event.Tagged, Err, R, D extends SqlQueries> extends Projection.CommonOptions<E> {
@@ -251,6 +291,15 @@ export const make = <E extends Event.Tagged, Err, R, D extends SqlQueries>(
  * transaction that also applies the appended events to the read model; `readModel` gives its
  * queries, consistent at commit (`after` does not wait).
  *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { PostgresEventStore, type PostgresReadModel } from "eventcore/postgres"
+ *
+ * // The store, wrapped so that every append also updates the read model.
+ * const storeWith = <D extends PostgresReadModel.SqlQueries, Err, R>(model: PostgresReadModel.Inline<D, Err, R>) =>
+ *   model.layer.pipe(Layer.provideMerge(PostgresEventStore.layer()))
+ * ```
  * @since 0.3.0
  */
 export interface Inline<D extends SqlQueries, Err, R> {
