@@ -17,8 +17,21 @@ export interface Lease {
   /**
    * Completes if the lock is lost while held (for PostgreSQL: the connection holding it
    * broke, so another process may hold it now). A runner stops processing when it does.
+   * It completes once the loss is noticed (on PostgreSQL, by the heartbeat), not when it
+   * happens: see `held`.
    */
   readonly lost: Effect.Effect<void>
+  /**
+   * Whether the lock is still held, checked now (for PostgreSQL: a query on the lock's own
+   * connection; a failure or no answer within `heartbeatTimeout` counts as not held, and
+   * loses every lease on that connection). A runner asks before each reset of its read model,
+   * which are rare, and does not reset when the answer is `false`: the rebuild waits for
+   * whoever holds the lock. Without it (a lock of your own), a lease counts as held until
+   * `lost` completes.
+   *
+   * @since 0.3.0
+   */
+  readonly held?: Effect.Effect<boolean> | undefined
 }
 
 /**
@@ -67,7 +80,9 @@ export const makeMemory: Effect.Effect<ProjectionLock["Service"]> = Effect.sync(
     return semaphore
   }
   return ProjectionLock.of({
-    acquire: (name) => Effect.as(Semaphore.takeScoped(semaphoreOf(name), 1), { lost: Effect.never })
+    // nothing outside the process can take an in-process lock away
+    acquire: (name) =>
+      Effect.as(Semaphore.takeScoped(semaphoreOf(name), 1), { lost: Effect.never, held: Effect.succeed(true) })
   })
 })
 

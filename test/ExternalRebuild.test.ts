@@ -3,7 +3,8 @@
  * process, e.g. the CLI's `projections rebuild`): the runner notices — idle, on its periodic
  * check; busy, on its next save — and rebuilds as its own `rebuild` does. A checkpoint reset
  * from outside does not wedge it either. A runner that has lost its lock meanwhile leaves the
- * rebuild to the runner that holds it now; the periodic check makes no spans.
+ * rebuild to the runner that holds it now, and so does one whose lock is no longer held though
+ * its lease is not yet known lost (`Lease.held`); the periodic check makes no spans.
  */
 import { assert, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Scope, SubscriptionRef } from "effect"
@@ -292,3 +293,102 @@ it.effect("a rebuild asked of a runner that loses its lock as it resets waits fo
     const exit = yield* Fiber.await(rebuilding)
     assert.isTrue(Exit.hasInterrupts(exit), "the caller of rebuild was not told that the runner stopped")
   }).pipe(Effect.provide(Live)))
+
+/**
+ * A lock whose `held` the test sets, and whose lease is never signalled lost (as a PostgreSQL
+ * lease is not until its heartbeat notices). Every `acquire` after the first waits for a
+ * permit from the test; `acquired` counts the acquires begun.
+ */
+const checkableLock = Effect.gen(function*() {
+  const held = yield* Ref.make(true)
+  const permits = yield* Queue.unbounded<void>()
+  const acquired = yield* Ref.make(0)
+  const service = ProjectionLock.ProjectionLock.of({
+    acquire: () =>
+      Effect.gen(function*() {
+        if ((yield* Ref.updateAndGet(acquired, (n) => n + 1)) > 1) yield* Queue.take(permits)
+        return { lost: Effect.never, held: Ref.get(held) }
+      })
+  })
+  return { service, held, permits, acquired }
+})
+
+/** Yields (moving the TestClock on if `tick`) until `acquired` reaches `n` or a reset happened. */
+const awaitAcquiresOrReset = (acquired: Ref.Ref<number>, n: number, resets: Ref.Ref<number>, tick: boolean) =>
+  Effect.gen(function*() {
+    while ((yield* Ref.get(acquired)) < n && (yield* Ref.get(resets)) === 0) {
+      if (tick) yield* TestClock.adjust("1 second")
+      yield* Effect.yieldNow
+    }
+  })
+
+it.effect("a runner whose lock is gone, though not yet known lost, leaves a rebuild asked from outside to the holder", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const lock = yield* checkableLock
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets)).pipe(
+        Effect.provideService(ProjectionLock.ProjectionLock, lock.service)
+      )
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+
+      // the lock connection broke; its lease does not know yet. The CLI marks a rebuild, the
+      // idle runner's check finds it, and the runner confirms the lock before resetting ...
+      yield* Ref.set(lock.held, false)
+      yield* (yield* checkpoints).beginRebuild("counting")
+      yield* awaitAcquiresOrReset(lock.acquired, 2, resets, true)
+      // ... finds it gone: no reset, it waits for the lock again, the rebuild still pending
+      assert.strictEqual(yield* Ref.get(resets), 0)
+      assert.strictEqual(applied.size, 3)
+      assert.isTrue(yield* (yield* checkpoints).rebuildPending("counting"))
+
+      // it takes the lock while it is still not held (the check disagrees): the unfinished
+      // rebuild found at the session's start is not done either
+      yield* Queue.offer(lock.permits, undefined)
+      yield* awaitAcquiresOrReset(lock.acquired, 3, resets, false)
+      assert.strictEqual(yield* Ref.get(resets), 0)
+
+      // and once it holds the lock, it rebuilds, once
+      yield* Ref.set(lock.held, true)
+      yield* Queue.offer(lock.permits, undefined)
+      while ((yield* Ref.get(resets)) < 1) yield* Effect.yieldNow
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      assert.strictEqual(yield* Ref.get(resets), 1)
+      assert.strictEqual(applied.size, 3)
+      assert.isTrue(appliedOnce(applied))
+      assert.isFalse(yield* (yield* checkpoints).rebuildPending("counting"))
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("a rebuild asked of a runner whose lock is gone, though not yet known lost, waits until it holds the lock", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* seed(1, 2)
+      const lock = yield* checkableLock
+      const applied = new Map<string, number>()
+      const resets = yield* Ref.make(0)
+      const runner = yield* ProjectionRunner.start(counting(applied, resets)).pipe(
+        Effect.provideService(ProjectionLock.ProjectionLock, lock.service)
+      )
+      yield* runner.awaitStatus("Live")
+      yield* runner.awaitPosition(yield* head)
+      yield* Ref.set(lock.held, false)
+      const rebuilding = yield* Effect.forkChild(runner.rebuild)
+      yield* awaitAcquiresOrReset(lock.acquired, 2, resets, false)
+      assert.strictEqual(yield* Ref.get(resets), 0)
+      assert.isFalse(yield* (yield* checkpoints).rebuildPending("counting"), "the rebuild was begun without the lock")
+      assert.isUndefined(rebuilding.pollUnsafe(), "the rebuild returned without being done")
+
+      yield* Ref.set(lock.held, true)
+      yield* Queue.offer(lock.permits, undefined)
+      yield* Fiber.join(rebuilding)
+      assert.strictEqual(yield* Ref.get(resets), 1)
+      yield* runner.awaitPosition(yield* head)
+      assert.isTrue(appliedOnce(applied))
+      assert.strictEqual(applied.size, 3)
+    }).pipe(Effect.provide(Live))
+  ))

@@ -100,7 +100,7 @@ export interface Config<E, R> {
   readonly resumable: { now: boolean }
 }
 
-const neverLost: Lease = { lost: Effect.never }
+const neverLost: Lease = { lost: Effect.never, held: Effect.succeed(true) }
 
 /**
  * Completes once a rebuild is pending that this runner did not ask for (`beginRebuild` from
@@ -143,6 +143,16 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined): Effect
      */
     const whileHeld = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
       Effect.raceFirst(Effect.map(effect, (value) => ({ _tag: "Held" as const, value })), lost)
+    /**
+     * Whether the lock is held, checked now: `lost` completes only once the loss is noticed
+     * (on PostgreSQL, by the heartbeat, seconds later), and a reset decided in between would
+     * clear the read model under the runner holding the lock by then. Asked before resets
+     * only: they are rare, and a query per batch would not be.
+     */
+    const stillHeld = Effect.map(
+      whileHeld(lease.held ?? Effect.succeed(true)),
+      (held) => held._tag === "Held" && held.value
+    )
     let request = first
     // A rebuild that began and did not finish (a crash, a reset that failed) is finished before
     // anything else is processed: it stays pending until it succeeds.
@@ -157,6 +167,10 @@ const session = <E, R>(config: Config<E, R>, first: Request | undefined): Effect
       // Before the request completes: once `rebuild` returns, `Live` means the new run's.
       yield* setStatus({ _tag: "CatchingUp" })
       if (unfinished || request?._tag === "Rebuild") {
+        // As if the lease were lost: no reset, the rebuild stays pending for whoever holds the
+        // lock (this runner's next session, should it take the lock again, does the one asked
+        // of it).
+        if (!(yield* stillHeld)) return { _tag: "Lost", request } satisfies Ended
         unfinished = false
         const reset = yield* Effect.exit(whileHeld(config.reset))
         // the next session, should it take the lock again, does the rebuild asked of this one

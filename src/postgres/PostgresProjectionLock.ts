@@ -17,6 +17,10 @@
  *   means every lease on it is lost: their runners stop processing, the session is terminated
  *   from a pool connection (`pg_terminate_backend`, checked by pid and backend start time) so
  *   the server frees its locks at once, and the next try opens a fresh connection.
+ * - Checking it now (`Lease.held`, asked by a runner before it resets its read model): the
+ *   lock's row in `pg_locks`, read on the lock connection itself within `heartbeatTimeout`. A
+ *   failure or no answer is a broken connection found early: not held, and every lease on it
+ *   is lost as if the heartbeat had found it.
  * - Losing it: when the holding process dies, its connection closes and PostgreSQL releases
  *   the lock at once; a waiting runner takes it on its next poll.
  * - Releasing: `pg_advisory_unlock` within `heartbeatTimeout`; if that fails or times out,
@@ -51,6 +55,18 @@ export interface Options {
 const keySql = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
 
 /**
+ * Whether this session holds the lock of `keySql`. A lock taken with a bigint key shows in
+ * `pg_locks` as `objsubid` 1, its high 32 bits in `classid`, its low ones in `objid` (both
+ * `oid`, unsigned: the shift wraps into the sign as the key's own bits do).
+ */
+const heldSql = `select exists (
+  select 1 from pg_locks
+  where locktype = 'advisory' and pid = pg_backend_pid() and granted and objsubid = 1
+    and database = (select oid from pg_database where datname = current_database())
+    and ((classid::bigint << 32) | objid::bigint) = ${keySql}
+) as held`
+
+/**
  * Runs `effect` in a fiber of its own and waits at most `timeout` for it, measured on the real
  * timer (this is I/O; a `TestClock` must not stop it). On time out the fiber is interrupted in
  * the background: interrupting a statement on a dead connection waits for the driver to give
@@ -80,6 +96,8 @@ interface Session {
   readonly lost: Effect.Effect<void>
   /** Ends the session from a pool connection, so the server frees its locks now. */
   readonly terminate: (why: string) => Effect.Effect<void>
+  /** Marks the session broken: every lease on it is lost, the next try opens a fresh one. */
+  readonly loseAll: (why: string, cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
 /**
@@ -161,7 +179,7 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           )
         )
       )
-      return { query, lost: Deferred.await(lost), terminate } satisfies Session
+      return { query, lost: Deferred.await(lost), terminate, loseAll } satisfies Session
     })
   })
 
@@ -195,7 +213,17 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       )
       const rows = yield* session.query(`select pg_try_advisory_lock(${keySql}) as locked`, [schema, name])
       mayHold = rows[0]?.["locked"] === true
-      return mayHold ? { lost: session.lost } : undefined
+      if (!mayHold) return undefined
+      const held = within(session.query(heldSql, [schema, name]), heartbeatTimeout).pipe(
+        Effect.map((answer) => answer[0]?.["held"] === true),
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.interrupt
+            // the heartbeat would find the same, later: every lease on the session is lost now
+            : Effect.as(session.loseAll("the lock connection failed a check", cause), false)
+        )
+      )
+      return { lost: session.lost, held }
     })
 
   const acquire = (name: string) =>
