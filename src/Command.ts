@@ -14,6 +14,14 @@ import type { StreamId } from "./StreamId.ts"
 /**
  * The role under which a discovered stream's events are folded.
  *
+ * @example
+ * ```ts
+ * import type { Command, StreamId } from "eventcore"
+ *
+ * // `apply` learns the role each event was read under: a declared one, or "discovered".
+ * const apply = (total: number, event: { readonly amount: number }, role: "account" | Command.Discovered, _: StreamId.StreamId) =>
+ *   role === "discovered" ? total : total + event.amount
+ * ```
  * @since 0.1.0
  */
 export type Discovered = "discovered"
@@ -22,6 +30,17 @@ export type Discovered = "discovered"
  * One event to append to one stream. Made only through a `Handle`, so a write names a stream
  * the command declared.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * // A piece of a decision: a write comes from the `append` of a stream the command declared.
+ * const deposit = (account: Command.Handle<typeof Deposited.Type>, amount: number): Command.Write<typeof Deposited.Type> =>
+ *   account.append(Deposited.make({ amount }))
+ * ```
  * @since 0.1.0
  */
 export interface Write<E> {
@@ -32,6 +51,17 @@ export interface Write<E> {
 /**
  * A stream of the boundary, as `handle` sees it: the only way to produce writes.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
+ *
+ * const Opened = Schema.TaggedStruct("Opened", {})
+ *
+ * // Open the account once: only while its stream is empty.
+ * const openOnce = (account: Command.Handle<typeof Opened.Type>): ReadonlyArray<Command.Write<typeof Opened.Type>> =>
+ *   account.version === 0 ? [account.append(Opened.make({}))] : []
+ * ```
  * @since 0.1.0
  */
 export interface Handle<E> {
@@ -140,6 +170,21 @@ export const require = <const Rule extends string>(
  * never read fails with `UndeclaredStream`), and `refuse` / `require` / `refusal` checked
  * against the command's rule names when it states them (see `make`).
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
+ *
+ * const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Number })
+ *
+ * // A pure decision, written apart from its command: input, state (the balance), streams, refusal.
+ * type WithdrawContext = Command.Context<{ readonly amount: number }, typeof Withdrawn.Type, number, "account", "insufficient-funds">
+ *
+ * const withdraw = ({ input, state, streams, refusal }: WithdrawContext) =>
+ *   state < input.amount
+ *     ? refusal("insufficient-funds", `balance is ${state}`)
+ *     : [streams.account.append(Withdrawn.make({ amount: input.amount }))]
+ * ```
  * @since 0.1.0
  */
 export interface Context<I, E, S, Roles extends string, Rules extends string = string> {
@@ -171,6 +216,28 @@ export interface Context<I, E, S, Roles extends string, Rules extends string = s
 /**
  * What every command states: its input, events, boundary and fold.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Command, Event, StreamId } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Input = Schema.Struct({ account: StreamId.StreamId, amount: Schema.Number })
+ *
+ * // What Deposit shares with the account's other commands, stated once.
+ * const account: Command.Common<typeof Input.Type, typeof Input.Encoded, typeof Deposited.Type, number, "account"> = {
+ *   input: Input,
+ *   events: Event.catalog(Deposited),
+ *   streams: ({ account }) => ({ account }),
+ *   initial: 0,
+ *   apply: (balance, event) => balance + event.amount
+ * }
+ *
+ * const Deposit = Command.make("Deposit", {
+ *   ...account,
+ *   decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
+ * })
+ * ```
  * @since 0.3.0
  */
 export interface Common<I, IE, E extends Event.Tagged, S, Roles extends string> {
@@ -196,6 +263,24 @@ export interface Common<I, IE, E extends Event.Tagged, S, Roles extends string> 
  * A command that decides with an Effect: `handle` may read services, fail with typed errors,
  * and refuse with `refuse` / `require`.
  *
+ * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Command, Event, StreamId } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Input = Schema.Struct({ account: StreamId.StreamId, amount: Schema.Number })
+ *
+ * const definition: Command.Handled<typeof Input.Type, typeof Input.Encoded, typeof Deposited.Type, number, "account", never, never> = {
+ *   input: Input,
+ *   events: Event.catalog(Deposited),
+ *   streams: ({ account }) => ({ account }),
+ *   initial: 0,
+ *   apply: (balance, event) => balance + event.amount,
+ *   handle: ({ input, streams }) => Effect.succeed([streams.account.append(Deposited.make({ amount: input.amount }))])
+ * }
+ * const Deposit = Command.make("Deposit", definition)
+ * ```
  * @since 0.3.0
  */
 export interface Handled<I, IE, E extends Event.Tagged, S, Roles extends string, Err, R, Rules extends string = string>
@@ -210,6 +295,24 @@ export interface Handled<I, IE, E extends Event.Tagged, S, Roles extends string,
  * A command that decides purely: `decide` returns the events to append, or a refusal
  * (`refusal(rule, message)`), and needs nothing else.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Command, Event, StreamId } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Input = Schema.Struct({ account: StreamId.StreamId, amount: Schema.Number })
+ *
+ * const definition: Command.Decided<typeof Input.Type, typeof Input.Encoded, typeof Deposited.Type, number, "account", never> = {
+ *   input: Input,
+ *   events: Event.catalog(Deposited),
+ *   streams: ({ account }) => ({ account }),
+ *   initial: 0,
+ *   apply: (balance, event) => balance + event.amount,
+ *   decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
+ * }
+ * const Deposit = Command.make("Deposit", definition)
+ * ```
  * @since 0.3.0
  */
 export interface Decided<I, IE, E extends Event.Tagged, S, Roles extends string, Err, Rules extends string = string>
@@ -223,6 +326,27 @@ export interface Decided<I, IE, E extends Event.Tagged, S, Roles extends string,
 /**
  * How a command is written: `handle` (an Effect) or `decide` (a pure function).
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Command, Event, StreamId } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Input = Schema.Struct({ account: StreamId.StreamId, amount: Schema.Number })
+ *
+ * type Definition = Command.Definition<typeof Input.Type, typeof Input.Encoded, typeof Deposited.Type, number, "account", never, never>
+ *
+ * // Either way of deciding fits a `Definition`.
+ * const definition: Definition = {
+ *   input: Input,
+ *   events: Event.catalog(Deposited),
+ *   streams: ({ account }) => ({ account }),
+ *   initial: 0,
+ *   apply: (balance, event) => balance + event.amount,
+ *   decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
+ * }
+ * const Deposit = Command.make("Deposit", definition)
+ * ```
  * @since 0.1.0
  */
 export type Definition<I, IE, E extends Event.Tagged, S, Roles extends string, Err, R, Rules extends string = string> =
@@ -232,6 +356,17 @@ export type Definition<I, IE, E extends Event.Tagged, S, Roles extends string, E
 /**
  * A command, ready for `CommandExecutor.execute`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Command, CommandExecutor, type Event } from "eventcore"
+ *
+ * // Executes any command in a span named after it.
+ * const executeTraced = <I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>(
+ *   command: Command.Command<I, IE, E, S, Roles, Err, R>,
+ *   input: IE
+ * ) => CommandExecutor.execute(command, input).pipe(Effect.withSpan(`command ${command.name}`))
+ * ```
  * @since 0.1.0
  */
 export interface Command<I, IE, E extends Event.Tagged, S, Roles extends string, Err, R>
@@ -246,6 +381,16 @@ export interface Command<I, IE, E extends Event.Tagged, S, Roles extends string,
 /**
  * Any command.
  *
+ * @example
+ * ```ts
+ * import type { Command } from "eventcore"
+ *
+ * declare const Deposit: Command.Any // commands of your domain
+ * declare const Withdraw: Command.Any
+ *
+ * // An endpoint's commands, by name.
+ * const commands: ReadonlyMap<string, Command.Any> = new Map([Deposit, Withdraw].map((command) => [command.name, command]))
+ * ```
  * @since 0.1.0
  */
 // oxlint-disable-next-line typescript/no-explicit-any -- variance placeholder for heterogeneous commands
@@ -254,6 +399,18 @@ export type Any = Command<any, any, any, any, any, any, any>
 /**
  * The parsed input of a command.
  *
+ * @example
+ * ```ts
+ * import type { Command, Event } from "eventcore"
+ *
+ * declare const Deposit: Command.Command<
+ *   { readonly account: string; readonly amount: number }, // parsed input
+ *   { readonly account: string; readonly amount: string }, // encoded input
+ *   Event.Tagged, number, "account", never, never
+ * >
+ *
+ * const parsed: Command.Input<typeof Deposit> = { account: "acc-1", amount: 10 }
+ * ```
  * @since 0.1.0
  */
 export type Input<C> = C extends Command<infer I, infer _IE, infer _E, infer _S, infer _Roles, infer _Err, infer _R> ? I

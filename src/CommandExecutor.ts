@@ -55,7 +55,8 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
  * import { CommandExecutor } from "eventcore"
  *
  * const config: CommandExecutor.Config = {
- *   retry: Schedule.recurs(9), // up to 10 attempts for a hot stream
+ *   // a hot stream: up to 10 attempts, backing off from 10 ms
+ *   retry: Schedule.exponential("10 millis").pipe(Schedule.jittered, Schedule.upTo({ times: 9 })),
  *   idempotencyRetention: "7 days"
  * }
  * const Executor = CommandExecutor.layer(config)

@@ -93,6 +93,15 @@ export const VersionMismatch = Schema.Struct({
 })
 
 /**
+ * One stream whose version was not the expected one (the type of the `VersionMismatch` schema).
+ *
+ * @example
+ * ```ts
+ * import type { VersionMismatch } from "eventcore"
+ *
+ * const explain = (mismatch: VersionMismatch) =>
+ *   `${mismatch.streamId}: read at ${mismatch.expected}, now ${mismatch.actual ?? "contended"}`
+ * ```
  * @since 0.1.0
  */
 export type VersionMismatch = typeof VersionMismatch.Type

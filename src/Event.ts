@@ -12,6 +12,14 @@ import { memoOf, type StoredEvent } from "./StoredEvent.ts"
 /**
  * The shape every event has: a `_tag` that is its stored type name.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Event } from "eventcore"
+ *
+ * // Anything a catalog decodes has a `_tag`: its stored type name.
+ * const logType = <E extends Event.Tagged>(event: E) => Effect.log(`handling ${event._tag}`)
+ * ```
  * @since 0.1.0
  */
 export interface Tagged {
@@ -22,6 +30,17 @@ export interface Tagged {
  * A schema for one event type: a tagged struct (or any schema whose type carries `_tag`)
  * whose decoding and encoding need no services.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited: Event.EventSchema<{ readonly _tag: "Deposited"; readonly amount: number }> = Schema.TaggedStruct(
+ *   "Deposited",
+ *   { amount: Schema.Number }
+ * )
+ * const catalog = Event.catalog(Deposited)
+ * ```
  * @since 0.1.0
  */
 export type EventSchema<A extends Tagged = Tagged> = Schema.Codec<A, unknown, never, never>
@@ -30,6 +49,18 @@ export type EventSchema<A extends Tagged = Tagged> = Schema.Codec<A, unknown, ne
  * One step of an event type's history: how a payload written with an older schema version
  * becomes the encoded payload of the next version.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number, currency: Schema.String })
+ * const DepositedV1 = Schema.Struct({ _tag: Schema.Literal("Deposited"), cents: Schema.Number })
+ *
+ * // Version 1 to version 2: cents became an amount with a currency.
+ * const fromV1: Event.Upcast = Event.upcast(DepositedV1, (v1) => ({ _tag: "Deposited", amount: v1.cents, currency: "EUR" }))
+ * const catalog = Event.catalog(Event.versioned(Deposited, [fromV1]))
+ * ```
  * @since 0.1.0
  */
 export interface Upcast {
@@ -60,6 +91,19 @@ export const upcast = <From extends Schema.Codec<unknown, unknown, never, never>
  * An event type with a history: its current schema is version `upcasts.length + 1`, and
  * `upcasts[i]` reads version `i + 1`.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number, currency: Schema.String })
+ * const DepositedV1 = Schema.Struct({ _tag: Schema.Literal("Deposited"), cents: Schema.Number })
+ *
+ * const DepositedVersions: Event.Versioned<typeof Deposited> = Event.versioned(Deposited, [
+ *   Event.upcast(DepositedV1, (v1) => ({ _tag: "Deposited", amount: v1.cents, currency: "EUR" }))
+ * ])
+ * DepositedVersions.version // 2: new events are written as version 2
+ * ```
  * @since 0.1.0
  */
 export interface Versioned<S extends EventSchema> {
@@ -97,6 +141,22 @@ export const versioned = <S extends EventSchema>(schema: S, upcasts: ReadonlyArr
 /**
  * A member of a catalog: a plain event schema (version 1) or a versioned one.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Opened = Schema.TaggedStruct("Opened", {})
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const DepositedV1 = Schema.Struct({ _tag: Schema.Literal("Deposited"), cents: Schema.Number })
+ *
+ * // A plain schema and a versioned one, side by side in one catalog.
+ * const members = [
+ *   Opened,
+ *   Event.versioned(Deposited, [Event.upcast(DepositedV1, (v1) => ({ _tag: "Deposited", amount: v1.cents }))])
+ * ] as const satisfies ReadonlyArray<Event.Member>
+ * const AccountEvents = Event.catalog(...members)
+ * ```
  * @since 0.1.0
  */
 export type Member = EventSchema | Versioned<EventSchema>
@@ -104,6 +164,17 @@ export type Member = EventSchema | Versioned<EventSchema>
 /**
  * The event type a catalog member describes.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const DepositedVersions = Event.versioned(Deposited, [])
+ *
+ * // The current type, whether the member is versioned or not.
+ * const event: Event.TypeOf<typeof DepositedVersions> = Deposited.make({ amount: 5 })
+ * ```
  * @since 0.1.0
  */
 export type TypeOf<M> = M extends Versioned<infer S> ? S["Type"] : M extends EventSchema ? M["Type"] : never
@@ -111,6 +182,16 @@ export type TypeOf<M> = M extends Versioned<infer S> ? S["Type"] : M extends Eve
 /**
  * An event encoded for the store.
  *
+ * @example
+ * ```ts
+ * import { Result, Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const describe = (encoded: Event.Encoded) => `${encoded.type} v${encoded.schemaVersion}: ${JSON.stringify(encoded.payload)}`
+ * const line = Result.map(Event.catalog(Deposited).encode(Deposited.make({ amount: 5 })), describe)
+ * ```
  * @since 0.1.0
  */
 export interface Encoded {
@@ -122,6 +203,15 @@ export interface Encoded {
 /**
  * The event types a reader or writer understands.
  *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import type { Event, StoredEvent } from "eventcore"
+ *
+ * // Which stored events a catalog understands, and decodes without error.
+ * const readable = <E extends Event.Tagged>(catalog: Event.Catalog<E>, events: ReadonlyArray<StoredEvent.StoredEvent>) =>
+ *   events.filter((stored) => catalog.has(stored.type) && Result.isSuccess(catalog.decode(stored)))
+ * ```
  * @since 0.1.0
  */
 export interface Catalog<E extends Tagged> {
@@ -330,6 +420,18 @@ export const catalog = <const Members extends ReadonlyArray<Member>>(
 /**
  * The event type of a catalog.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * const Withdrawn = Schema.TaggedStruct("Withdrawn", { amount: Schema.Number })
+ * const AccountEvents = Event.catalog(Deposited, Withdrawn)
+ *
+ * type AccountEvent = Event.Type<typeof AccountEvents> // Deposited | Withdrawn
+ * const change = (event: AccountEvent) => event._tag === "Deposited" ? event.amount : -event.amount
+ * ```
  * @since 0.1.0
  */
 export type Type<C> = C extends Catalog<infer E> ? E : never

@@ -21,6 +21,16 @@ import { Clock, Effect, Random, Schema } from "effect"
 export const EventId = Schema.String.check(Schema.isUUID()).pipe(Schema.brand("eventcore/EventId"))
 
 /**
+ * An event's id: a UUID (version 7 when eventcore makes it), branded.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventId } from "eventcore"
+ *
+ * const id: Effect.Effect<EventId.EventId> = EventId.make
+ * const isOurs = (stored: { readonly eventId: EventId.EventId }, expected: EventId.EventId) => stored.eventId === expected
+ * ```
  * @since 0.1.0
  */
 export type EventId = typeof EventId.Type

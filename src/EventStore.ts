@@ -25,6 +25,15 @@ import * as StreamId from "./StreamId.ts"
  * The version a stream must still have for an append to commit: the number of events read
  * (0 for a stream that does not exist), or `"any"` to skip the check.
  *
+ * @example
+ * ```ts
+ * import type { EventStore, StreamId } from "eventcore"
+ *
+ * declare const account: StreamId.StreamId
+ *
+ * const created: EventStore.ExpectedVersion = 0 // the stream must not exist yet
+ * const blind: EventStore.StreamExpectation = { streamId: account, expected: "any" } // no check
+ * ```
  * @since 0.1.0
  */
 export type ExpectedVersion = number | "any"
@@ -32,6 +41,19 @@ export type ExpectedVersion = number | "any"
 /**
  * One stream of an append's consistency boundary.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore, type StreamId } from "eventcore"
+ *
+ * declare const account: StreamId.StreamId
+ *
+ * // The boundary of an append: the stream, at the version read.
+ * const boundary = Effect.map(EventStore.readStream(account), (read): EventStore.StreamExpectation => ({
+ *   streamId: read.streamId,
+ *   expected: read.version
+ * }))
+ * ```
  * @since 0.1.0
  */
 export interface StreamExpectation {
@@ -42,6 +64,25 @@ export interface StreamExpectation {
 /**
  * An event ready to be appended: encoded, identified, with its metadata.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventId, EventStore, type StreamId } from "eventcore"
+ *
+ * declare const account: StreamId.StreamId
+ *
+ * const opened = Effect.gen(function*() {
+ *   const event: EventStore.EventToAppend = {
+ *     streamId: account,
+ *     eventId: yield* EventId.make,
+ *     type: "Opened",
+ *     schemaVersion: 1,
+ *     payload: { _tag: "Opened", owner: "Ada" },
+ *     metadata: { correlationId: "import-1", causationId: "import-1", custom: {} }
+ *   }
+ *   return yield* EventStore.append({ streams: [{ streamId: account, expected: 0 }], events: [event] })
+ * })
+ * ```
  * @since 0.1.0
  */
 export interface EventToAppend {
@@ -60,6 +101,19 @@ export interface EventToAppend {
  * differs (the key was reused for another request). The record is written atomically with
  * the append; an expired one is replaced.
  *
+ * @example
+ * ```ts
+ * import type { EventStore } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ * declare const importId: string
+ *
+ * // An import that may run twice appends once: records of the key are kept for a day.
+ * const once: EventStore.AppendRequest = {
+ *   ...request,
+ *   idempotency: { key: `import/${importId}`, fingerprint: importId, notBefore: Date.now() - 24 * 60 * 60 * 1000 }
+ * }
+ * ```
  * @since 0.2.0
  */
 export interface IdempotencyClaim {
@@ -75,6 +129,21 @@ export interface IdempotencyClaim {
  * or not, each with the version read. The append commits all events or none, and only if
  * every stream still has its expected version. Each event's stream must be in `streams`.
  *
+ * @example
+ * ```ts
+ * import { EventStore, type StreamId } from "eventcore"
+ *
+ * declare const from: StreamId.StreamId
+ * declare const to: StreamId.StreamId
+ * declare const moved: EventStore.EventToAppend // an event to `to`
+ *
+ * // Both streams are checked, though only `to` is written: the decision read them both.
+ * const request: EventStore.AppendRequest = {
+ *   streams: [{ streamId: from, expected: 3 }, { streamId: to, expected: 7 }],
+ *   events: [moved]
+ * }
+ * const appended = EventStore.append(request)
+ * ```
  * @since 0.1.0
  */
 export interface AppendRequest {
@@ -87,6 +156,13 @@ export interface AppendRequest {
 /**
  * Where an appended event landed.
  *
+ * @example
+ * ```ts
+ * import type { EventStore } from "eventcore"
+ *
+ * const where = (committed: EventStore.Committed) =>
+ *   `${committed.type} ${committed.eventId}: ${committed.streamId} v${committed.streamVersion} at ${committed.position}`
+ * ```
  * @since 0.1.0
  */
 export interface Committed {
@@ -102,6 +178,17 @@ export interface Committed {
  * The outcome of an append: each event's place, and the version every stream of the
  * boundary has after the commit.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ *
+ * const versions = Effect.map(EventStore.append(request), (result: EventStore.AppendResult) =>
+ *   result.replayed ? "already appended" : result.versions.map((v) => `${v.streamId}@${v.version}`).join(", ")
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface AppendResult {
@@ -117,6 +204,17 @@ export interface AppendResult {
 /**
  * What is recorded under an idempotency key.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore } from "eventcore"
+ *
+ * // Was this import key used within the last day, and what did it write?
+ * const lookup = (key: string) =>
+ *   EventStore.EventStore.use((store) => store.readIdempotencyKey(key, Date.now() - 24 * 60 * 60 * 1000)).pipe(
+ *     Effect.map((record: EventStore.IdempotencyRecord | undefined) => record?.result.events.length ?? 0)
+ *   )
+ * ```
  * @since 0.2.0
  */
 export interface IdempotencyRecord {
@@ -130,6 +228,16 @@ export interface IdempotencyRecord {
  * still running in the database cluster (in any database). Fields the database would not
  * show this role (another user's session without `pg_read_all_stats`) are undefined.
  *
+ * @example
+ * ```ts
+ * import type { EventStore } from "eventcore"
+ *
+ * // What an operator needs to find the session (and end it).
+ * const describe = (holder: EventStore.HorizonHolder) =>
+ *   holder.kind === "prepared transaction"
+ *     ? `prepared transaction ${holder.transactionId}`
+ *     : `pid ${holder.pid ?? "?"} (${holder.user ?? "?"}@${holder.database ?? "?"}, ${holder.state ?? "?"}): ${holder.query ?? ""}`
+ * ```
  * @since 0.2.0
  */
 export interface HorizonHolder {
@@ -155,6 +263,17 @@ export interface HorizonHolder {
  * in any database of the cluster. A session left idle in a transaction therefore stalls
  * every global reader, however unrelated its work: this says so, and who it is.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore } from "eventcore"
+ *
+ * const warning = Effect.map(EventStore.horizon(), (horizon: EventStore.Horizon) =>
+ *   horizon.pending === 0
+ *     ? undefined
+ *     : `${horizon.pending} committed events wait ${horizon.pendingMillis} ms behind pid ${horizon.heldBy?.pid ?? "?"}`
+ * )
+ * ```
  * @since 0.2.0
  */
 export interface Horizon {
@@ -177,6 +296,17 @@ export interface Horizon {
 /**
  * A stream as read: its version and all its events in order.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore, type StreamId } from "eventcore"
+ *
+ * declare const account: StreamId.StreamId
+ *
+ * const history = Effect.map(EventStore.readStream(account), (read: EventStore.StreamRead) =>
+ *   read.events.map((event) => `v${event.streamVersion} ${event.type}`)
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface StreamRead {
@@ -189,6 +319,15 @@ export interface StreamRead {
  * Which events a global read wants. Every given condition must hold; within a list, any entry
  * may match. An empty filter matches everything.
  *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { EventStore } from "eventcore"
+ *
+ * // Deposits and withdrawals of every account.
+ * const filter: EventStore.EventFilter = { streamPrefix: "account-", eventTypes: ["Deposited", "Withdrawn"] }
+ * const movements = EventStore.readAll({ filter }).pipe(Stream.runCollect)
+ * ```
  * @since 0.1.0
  */
 export interface EventFilter {
@@ -201,6 +340,13 @@ export interface EventFilter {
 /**
  * A request for one page of the global order.
  *
+ * @example
+ * ```ts
+ * import { EventStore, Position } from "eventcore"
+ *
+ * const request: EventStore.PageRequest = { after: Position.initial, filter: { streamPrefix: "account-" }, limit: 500 }
+ * const firstPage = EventStore.EventStore.use((store) => store.readPage(request))
+ * ```
  * @since 0.2.0
  */
 export interface PageRequest {
@@ -213,6 +359,19 @@ export interface PageRequest {
 /**
  * One page of a global read.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore, type Position } from "eventcore"
+ *
+ * // Count the matching events page by page, each read continuing after the last one's `next`.
+ * const count = (after: Position.Position, seen = 0): Effect.Effect<number, EventStore.ReadError, EventStore.EventStore> =>
+ *   EventStore.EventStore.use((store) => store.readPage({ after, limit: 1_000 })).pipe(
+ *     Effect.flatMap((page: EventStore.Page) =>
+ *       page.end ? Effect.succeed(seen + page.events.length) : count(page.next, seen + page.events.length)
+ *     )
+ *   )
+ * ```
  * @since 0.1.0
  */
 export interface Page {
@@ -227,6 +386,18 @@ export interface Page {
 /**
  * What an append can fail with.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ *
+ * const appended = EventStore.append(request).pipe(
+ *   Effect.catchTag("ConcurrencyConflict", (conflict) => Effect.fail(`changed meanwhile: ${conflict.message}`))
+ * )
+ * const describe = (error: EventStore.AppendError) => `${error._tag}: ${error.message}`
+ * ```
  * @since 0.1.0
  */
 export type AppendError = ConcurrencyConflict | EventStoreError | InvalidInput | TransactionAlreadyWritten
@@ -236,6 +407,13 @@ export type AppendError = ConcurrencyConflict | EventStoreError | InvalidInput |
  * version and what is wrong); the request itself is malformed (a stream id, a page size, a
  * position or a filter that no store can take).
  *
+ * @example
+ * ```ts
+ * import type { EventStore } from "eventcore"
+ *
+ * const status = (error: EventStore.ReadError): number =>
+ *   error._tag === "InvalidInput" ? 400 : error._tag === "EventStoreError" && error.transient ? 503 : 500
+ * ```
  * @since 0.1.0
  */
 export type ReadError = EventStoreError | EventDecodeError | InvalidInput
@@ -449,6 +627,14 @@ export const defaultMaxBoundary = 1_000
  * large a payload or an event's metadata may be (as JSON). Every store takes them as options
  * and refuses requests past them with an `InvalidInput` naming the limit.
  *
+ * @example
+ * ```ts
+ * import { EventStore } from "eventcore"
+ *
+ * // The limits in force once a store is configured with `{ maxBoundary: 100 }`.
+ * const limits: EventStore.Limits = EventStore.limitsOf({ maxBoundary: 100 })
+ * limits.maxJsonBytes // 8388608, the default
+ * ```
  * @since 0.2.0
  */
 export interface Limits {
@@ -463,6 +649,14 @@ export interface Limits {
 /**
  * Limits as store options take them: any of them, the others default.
  *
+ * @example
+ * ```ts
+ * import type { EventStore } from "eventcore"
+ * import { MemoryEventStore } from "eventcore/memory"
+ *
+ * const limits: EventStore.LimitOptions = { maxJsonBytes: 64 * 1024 } // the others default
+ * const store = MemoryEventStore.makeWith(limits)
+ * ```
  * @since 0.2.0
  */
 export type LimitOptions = { readonly [K in keyof Limits]?: number | undefined }
@@ -627,6 +821,17 @@ export const validateAppend = (
  * metadata, checked, in the form the store keeps them (JSON text for PostgreSQL, the value
  * `jsonb` would give back for the memory store).
  *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { EventStore, Serializer, StorableJson } from "eventcore"
+ *
+ * declare const request: EventStore.AppendRequest
+ *
+ * // What a PostgreSQL-like store sends: JSON text for each payload and each metadata.
+ * const kept = EventStore.keepAppend(request, Serializer.json, EventStore.defaultLimits, StorableJson.encode)
+ * const texts = Result.map(kept, (encoded: EventStore.EncodedEvents<string>) => encoded.payloads)
+ * ```
  * @since 0.2.0
  */
 export interface EncodedEvents<A> {

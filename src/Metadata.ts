@@ -36,6 +36,17 @@ export const Metadata = Schema.Struct({
 })
 
 /**
+ * The metadata every stored event carries.
+ *
+ * @example
+ * ```ts
+ * import type { Metadata, StoredEvent } from "eventcore"
+ *
+ * const traceOf = (event: StoredEvent.StoredEvent) => {
+ *   const metadata: Metadata.Metadata = event.metadata
+ *   return `correlation ${metadata.correlationId}, caused by ${metadata.causationId}, user ${metadata.userId ?? "none"}`
+ * }
+ * ```
  * @since 0.1.0
  */
 export type Metadata = typeof Metadata.Type

@@ -28,6 +28,15 @@ export const Position = Schema.String.check(Schema.isPattern(/^\d{20}\.\d{20}$/)
 )
 
 /**
+ * A place in the global order, as the branded string `Position.make` builds.
+ *
+ * @example
+ * ```ts
+ * import { Position } from "eventcore"
+ *
+ * const checkpoint: Position.Position = Position.make(7, 1)
+ * const later = Position.make(8, 0) > checkpoint // positions order as strings
+ * ```
  * @since 0.1.0
  */
 export type Position = typeof Position.Type

@@ -28,6 +28,16 @@ import type { StoredEvent } from "./StoredEvent.ts"
  *   Decode errors are not retried: the same bytes decode the same way.
  * - `Skip`: record the event and its error in the `DeadLetterStore`, and go on.
  *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { Projection } from "eventcore"
+ *
+ * // Retry a failing event 3 times, then dead-letter it and go on.
+ * const onFailure: Projection.FailurePolicy = Projection.retry(Schedule.recurs(3), { exhausted: "skip" })
+ * const describe = (policy: Projection.FailurePolicy) =>
+ *   policy._tag === "Retry" ? `retry, then ${policy.exhausted}` : policy._tag.toLowerCase()
+ * ```
  * @since 0.1.0
  */
 export type FailurePolicy =
@@ -102,6 +112,15 @@ export const retry = (
  * runner included: a timer saves its last position); also when it first catches up, and
  * always on shutdown.
  *
+ * @example
+ * ```ts
+ * import { Duration } from "effect"
+ * import { Projection } from "eventcore"
+ *
+ * // Fewer saves for a busy projection that can re-apply a few seconds of events.
+ * const checkpoint: Projection.CheckpointPolicy = { everyEvents: 10_000, every: Duration.seconds(10) }
+ * const relaxed: Partial<Projection.CheckpointPolicy> = { every: Duration.seconds(10) } // as projections take it
+ * ```
  * @since 0.1.0
  */
 export interface CheckpointPolicy {
@@ -128,6 +147,26 @@ export const defaultCheckpointPolicy: CheckpointPolicy = { everyEvents: 1_000, e
  * projection's runner wraps each batch (events and checkpoint) in it, and each event in a
  * nested call (a savepoint), so a failing event's partial writes roll back on their own.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { SqlClient } from "effect/sql"
+ * import type { SqlError } from "effect/sql/SqlError"
+ * import { Event, Projection } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * // Each batch in a SQL transaction (what `PostgresProjection.transactional` sets up for you).
+ * declare const sql: SqlClient.SqlClient
+ * const transaction: Projection.Transaction<SqlError, never> = (self) => sql.withTransaction(self)
+ *
+ * const audit = Projection.make({
+ *   name: "audit",
+ *   events: Event.catalog(Deposited),
+ *   handle: (event) => sql`insert into audit (amount) values (${event.amount})`,
+ *   transaction
+ * })
+ * ```
  * @since 0.1.0
  */
 export interface Transaction<TxErr, TxR> {
@@ -137,6 +176,15 @@ export interface Transaction<TxErr, TxR> {
 /**
  * A projection, as the runner sees it. Build one with `make` or `fold`.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Event, type Projection, ProjectionRunner } from "eventcore"
+ *
+ * // Start any projection, logging its name.
+ * const startLogged = <E extends Event.Tagged, S, Err, R>(projection: Projection.Projection<E, S, Err, R>) =>
+ *   Effect.andThen(Effect.log(`starting projection ${projection.name}`), ProjectionRunner.start(projection))
+ * ```
  * @since 0.1.0
  */
 export interface Projection<E extends Event.Tagged, S, Err, R> {
@@ -173,6 +221,23 @@ export interface Projection<E extends Event.Tagged, S, Err, R> {
 /**
  * Settings every kind of projection shares.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event, Projection } from "eventcore"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * // What every projection states, shared by two of them.
+ * const deposits: Projection.CommonOptions<typeof Deposited.Type> = {
+ *   name: "deposits",
+ *   events: Event.catalog(Deposited),
+ *   filter: { streamPrefix: "account-" },
+ *   onFailure: Projection.skip
+ * }
+ * const count = Projection.fold({ ...deposits, initial: 0, apply: (n) => n + 1 })
+ * const total = Projection.fold({ ...deposits, name: "deposit-total", initial: 0, apply: (sum, event) => sum + event.amount })
+ * ```
  * @since 0.1.0
  */
 export interface CommonOptions<E extends Event.Tagged> {

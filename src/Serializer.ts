@@ -19,11 +19,37 @@ import * as StorableJson from "./StorableJson.ts"
 /**
  * A payload the serializer refused: the path inside the payload and why.
  *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { Serializer } from "eventcore"
+ *
+ * const explain = (refusal: Serializer.Refusal) => `at ${refusal.path.join(".") || "the top"}: ${refusal.reason}`
+ * const why = Result.match(Serializer.json.serialize({ at: new Date() }), { onFailure: explain, onSuccess: () => "ok" })
+ * ```
  * @since 0.1.0
  */
 export type Refusal = StorableJson.Refusal
 
 /**
+ * A payload format: what the store keeps of an encoded payload, and back.
+ *
+ * @example
+ * ```ts
+ * import { Result } from "effect"
+ * import { Serializer } from "eventcore"
+ *
+ * // Refuses payloads larger than 64 KiB of JSON before the store sees them.
+ * const bounded: Serializer.Serializer = {
+ *   name: "bounded-json",
+ *   serialize: (payload) =>
+ *     Result.flatMap(Serializer.json.serialize(payload), (json) =>
+ *       JSON.stringify(json).length > 64 * 1024
+ *         ? Result.fail({ path: [], reason: "payload over 64 KiB" })
+ *         : Result.succeed(json)),
+ *   deserialize: Serializer.json.deserialize
+ * }
+ * ```
  * @since 0.1.0
  */
 export interface Serializer {
@@ -84,6 +110,16 @@ export const Serializer: Context.Reference<Serializer> = Context.Reference<Seria
  * as the value a `jsonb` column gives back (`StorableJson.toStored`, what the memory store
  * keeps).
  *
+ * @example
+ * ```ts
+ * import { Result, type Schema } from "effect"
+ * import { type Serializer, StorableJson } from "eventcore"
+ *
+ * // The two ways stores keep checked JSON: as text, or as the value `jsonb` gives back.
+ * const asText: Serializer.Keep<string> = StorableJson.encode
+ * const asValue: Serializer.Keep<Schema.Json> = StorableJson.toStored
+ * const size = Result.map(asText({ amount: 10 }, StorableJson.defaultLimits), (text) => text.length)
+ * ```
  * @since 0.2.0
  */
 export type Keep<A> = (value: unknown, limits: StorableJson.Limits) => Result.Result<A, StorableJson.Refusal>

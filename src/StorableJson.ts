@@ -16,6 +16,13 @@ import { Result, type Schema } from "effect"
 /**
  * Where a value breaks the rules, and which rule.
  *
+ * @example
+ * ```ts
+ * import { StorableJson } from "eventcore"
+ *
+ * const refusal: StorableJson.Refusal | undefined = StorableJson.check({ items: [1, Number.NaN] })
+ * const message = refusal === undefined ? "storable" : `${refusal.path.join(".")}: ${refusal.reason}` // items.1: …
+ * ```
  * @since 0.2.0
  */
 export interface Refusal {
@@ -26,6 +33,14 @@ export interface Refusal {
 /**
  * How deep and how large stored JSON may be.
  *
+ * @example
+ * ```ts
+ * import { StorableJson } from "eventcore"
+ *
+ * // Stricter than the defaults: shallow, small payloads.
+ * const limits: StorableJson.Limits = { maxDepth: 16, maxBytes: 64 * 1024 }
+ * const refusal = StorableJson.check({ deep: { deeper: { deepest: [] } } }, limits)
+ * ```
  * @since 0.2.0
  */
 export interface Limits {

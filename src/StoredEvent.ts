@@ -57,6 +57,13 @@ export const DecodeMemo: unique symbol = Symbol.for("eventcore/StoredEvent/Decod
 /**
  * The memo cell a store may attach under `DecodeMemo`.
  *
+ * @example
+ * ```ts
+ * import { StoredEvent } from "eventcore"
+ *
+ * // The cell `withMemo` attaches, empty until a catalog decodes the event.
+ * const memoOf = (event: StoredEvent.StoredEvent): StoredEvent.Memo | undefined => StoredEvent.memoOf(event)
+ * ```
  * @since 0.1.0
  */
 export interface Memo {

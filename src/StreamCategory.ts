@@ -13,6 +13,17 @@ import * as StreamIdModule from "./StreamId.ts"
 /**
  * One category of streams.
  *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { EventStore, StreamCategory } from "eventcore"
+ *
+ * const Account: StreamCategory.StreamCategory<"account"> = StreamCategory.make("account")
+ *
+ * // Every event of one category, whatever the category.
+ * const eventsOf = (category: StreamCategory.StreamCategory) => EventStore.readAll({ filter: category.filter })
+ * const accountEvents = Stream.runCount(eventsOf(Account))
+ * ```
  * @since 0.3.0
  */
 export interface StreamCategory<Name extends string = string> {

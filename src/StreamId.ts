@@ -97,6 +97,16 @@ export const StreamId = Schema.Trim.pipe(
 )
 
 /**
+ * A valid stream id (trimmed, 1..255 code points, no control characters), branded.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { EventStore, StreamId } from "eventcore"
+ *
+ * const history = (raw: string) =>
+ *   Effect.flatMap(StreamId.make(raw), (streamId: StreamId.StreamId) => EventStore.readStream(streamId))
+ * ```
  * @since 0.1.0
  */
 export type StreamId = typeof StreamId.Type

@@ -90,7 +90,7 @@ export const transactional = <E extends Event.Tagged, Err = never, R = never>(
  *
  * const options: PostgresProjection.Options = {
  *   schema: "billing",
- *   lock: { pollInterval: "2 seconds" } // a standby runner takes over within about 2 s
+ *   lock: { pollInterval: "2 seconds" } // a waiting runner tries the lock every 2 seconds
  * }
  * const ProjectionsLive = PostgresProjection.layer(options) // needs a SqlClient and a PgClient
  * ```

@@ -75,6 +75,16 @@ export const streamId: fc.Arbitrary<StreamId.StreamId> = fc.oneof(
 /**
  * Why a generated stream id is invalid.
  *
+ * @example
+ * ```ts
+ * import * as fc from "fast-check"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * // Only the ids that are too long.
+ * const reason: Arbitraries.InvalidReason = "too-long"
+ * const tooLong = Arbitraries.invalidStreamIdCase.filter((c) => c.reason === reason)
+ * fc.assert(fc.property(tooLong, (c) => c.value.length > 255))
+ * ```
  * @since 0.1.0
  */
 export type InvalidReason = "empty" | "too-long" | "control-character"
@@ -82,6 +92,16 @@ export type InvalidReason = "empty" | "too-long" | "control-character"
 /**
  * An invalid stream id and why it is invalid.
  *
+ * @example
+ * ```ts
+ * import { Effect, Exit } from "effect"
+ * import * as fc from "fast-check"
+ * import { StreamId } from "eventcore"
+ * import { Arbitraries } from "eventcore/testing"
+ *
+ * const refused = (c: Arbitraries.InvalidStreamId) => Exit.isFailure(Effect.runSyncExit(StreamId.make(c.value)))
+ * fc.assert(fc.property(Arbitraries.invalidStreamIdCase, refused))
+ * ```
  * @since 0.1.0
  */
 export interface InvalidStreamId {

@@ -27,6 +27,16 @@ import * as EventStore from "../EventStore.ts"
 /**
  * The store operations chaos can target.
  *
+ * @example
+ * ```ts
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // Chaos on the reads only.
+ * const reads: ReadonlyArray<ChaosStore.Operation> = ["readStreams", "readPage"]
+ * const options: ChaosStore.Options = {
+ *   operations: Object.fromEntries(reads.map((operation) => [operation, { transient: 0.2 }]))
+ * }
+ * ```
  * @since 0.1.0
  */
 export type Operation = "readStreams" | "append" | "readPage" | "head" | "awaitAppend"
@@ -59,6 +69,18 @@ export const operations: ReadonlyArray<Operation> = ["readStreams", "append", "r
  * Latency and yields happen before `append`, `head` and `awaitAppend`, and *after* the read of
  * `readStreams` and `readPage`, so what a reader holds is as stale as possible.
  *
+ * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { MemoryEventStore } from "eventcore/memory"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // One call in ten fails transiently; appends also lose their acknowledgement now and then.
+ * const flaky: ChaosStore.Faults = { transient: 0.1, yield: 0.5 }
+ * const Chaotic = ChaosStore.layer({ faults: flaky, operations: { append: { ...flaky, lostAck: 0.05 } } }).pipe(
+ *   Layer.provideMerge(MemoryEventStore.layer)
+ * )
+ * ```
  * @since 0.1.0
  */
 export interface Faults {
@@ -71,6 +93,20 @@ export interface Faults {
 }
 
 /**
+ * How a chaos store misbehaves: which faults, how often, reproducibly from a seed.
+ *
+ * @example
+ * ```ts
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const options: ChaosStore.Options = {
+ *   seed: 7, // the same seed and the same calls give the same faults
+ *   faults: { latency: 0.3 },
+ *   latency: "50 millis",
+ *   maxYields: 5
+ * }
+ * const Chaos = ChaosStore.layer(options) // wraps the EventStore below it
+ * ```
  * @since 0.1.0
  */
 export interface Options {
@@ -89,6 +125,15 @@ export interface Options {
 /**
  * What was injected, per operation.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * const line = (stats: ChaosStore.OperationStats) =>
+ *   `${stats.calls} calls: ${stats.failures + stats.transientFailures} failed, ${stats.conflicts} conflicts, ${stats.lostAcks} lost acks`
+ * const appends = Effect.map(ChaosStore.stats, (stats) => line(stats.append))
+ * ```
  * @since 0.1.0
  */
 export interface OperationStats {
@@ -102,6 +147,18 @@ export interface OperationStats {
 }
 
 /**
+ * What was injected, for every operation.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ChaosStore } from "eventcore/testing"
+ *
+ * // Assert that the test really met some chaos.
+ * const sawFaults = Effect.map(ChaosStore.stats, (stats: ChaosStore.Stats) =>
+ *   ChaosStore.total(stats, "transientFailures") + stats.append.conflicts > 0
+ * )
+ * ```
  * @since 0.1.0
  */
 export type Stats = { readonly [K in Operation]: OperationStats }

@@ -53,6 +53,17 @@ export class TestSchema extends Context.Service<TestSchema, {
 /**
  * Options of the PostgreSQL test layer.
  *
+ * @example
+ * ```ts
+ * import { PostgresTesting } from "eventcore/testing/postgres"
+ *
+ * const options: PostgresTesting.Options = {
+ *   url: "postgres://postgres@127.0.0.1:5432/test",
+ *   maxConnections: 2,
+ *   store: { pollInterval: "50 millis" }
+ * }
+ * const Test = PostgresTesting.layer(options)
+ * ```
  * @since 0.3.0
  */
 export interface Options {
@@ -69,6 +80,20 @@ export interface Options {
 /**
  * Everything the PostgreSQL test layer provides.
  *
+ * @example
+ * ```ts
+ * import { Effect, type Layer } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { PostgresTesting } from "eventcore/testing/postgres"
+ *
+ * const Test: Layer.Layer<PostgresTesting.Services> = PostgresTesting.layer()
+ * // The test's own schema, for tables of its own.
+ * const tables = Effect.gen(function*() {
+ *   const { schema } = yield* PostgresTesting.TestSchema
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql.unsafe(`select tablename from pg_tables where schemaname = '${schema}'`)
+ * }).pipe(Effect.provide(Test))
+ * ```
  * @since 0.3.0
  */
 export type Services =

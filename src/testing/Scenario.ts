@@ -72,6 +72,20 @@ export class ScenarioFailed extends Schema.TaggedError<ScenarioFailed>()("Scenar
 /**
  * Events per stream id, as event values (not encoded).
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event } from "eventcore"
+ * import { Scenario } from "eventcore/testing"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ *
+ * const history: Scenario.EventsByStream<typeof Deposited.Type> = {
+ *   "account-1": [Deposited.make({ amount: 10 }), Deposited.make({ amount: 5 })],
+ *   "account-2": [Deposited.make({ amount: 1 })]
+ * }
+ * const setup = Scenario.given(Event.catalog(Deposited), history)
+ * ```
  * @since 0.1.0
  */
 export type EventsByStream<E> = { readonly [streamId: string]: ReadonlyArray<E> }
@@ -128,6 +142,19 @@ type TaggedErrors<Err> = Extract<Err | CommandExecutor.ExecuteError, { readonly 
  * A scenario with its input: run it with `thenEvents` or `thenFails`. (Not `then`: an
  * object with a `then` method is a thenable, which `await` would try to resolve.)
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
+ * import { Scenario } from "eventcore/testing"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * type Input = { readonly account: string; readonly amount: number }
+ * declare const Deposit: Command.Command<Input, Input, typeof Deposited.Type, number, "account", never, never>
+ *
+ * const negative: Scenario.When<typeof Deposited.Type, never, never> = Scenario.make(Deposit).when({ account: "acc-1", amount: -5 })
+ * const refused = negative.thenFails("InvalidInput")
+ * ```
  * @since 0.1.0
  */
 export interface When<E extends Event.Tagged, Err, R> {
@@ -160,6 +187,21 @@ export interface When<E extends Event.Tagged, Err, R> {
 /**
  * A scenario for one command, with the history it starts from.
  *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Command } from "eventcore"
+ * import { Scenario } from "eventcore/testing"
+ *
+ * const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
+ * type Input = { readonly account: string; readonly amount: number }
+ * declare const Deposit: Command.Command<Input, Input, typeof Deposited.Type, number, "account", never, never>
+ *
+ * // A history shared by several tests.
+ * const funded: Scenario.Scenario<Input, Input, typeof Deposited.Type, number, "account", never, never> = Scenario.make(Deposit)
+ *   .given({ "acc-1": [Deposited.make({ amount: 10 })] })
+ * const deposits = funded.when({ account: "acc-1", amount: 5 }).thenEvents({ "acc-1": [Deposited.make({ amount: 5 })] })
+ * ```
  * @since 0.1.0
  */
 export interface Scenario<I, IE, E extends Event.Tagged, S, Roles extends string, Err, R> {

@@ -96,6 +96,18 @@ export const clock = (startTime?: number): Layer.Layer<TestClock.TestClock> =>
 /**
  * Options of the deterministic layers.
  *
+ * @example
+ * ```ts
+ * import { Schedule } from "effect"
+ * import { TestLayers } from "eventcore/testing"
+ *
+ * const options: TestLayers.Options = {
+ *   seed: "transfers", // the same event ids every run
+ *   startTime: Date.UTC(2026, 0, 1),
+ *   retry: Schedule.recurs(10)
+ * }
+ * const Test = TestLayers.memory(options)
+ * ```
  * @since 0.1.0
  */
 export interface Options {
@@ -112,6 +124,15 @@ export interface Options {
 /**
  * The services every deterministic layer provides.
  *
+ * @example
+ * ```ts
+ * import { Effect, type Layer } from "effect"
+ * import { EventStore } from "eventcore"
+ * import { TestLayers } from "eventcore/testing"
+ *
+ * const Test: Layer.Layer<TestLayers.Services> = TestLayers.memory()
+ * const head = EventStore.EventStore.use((store) => store.head).pipe(Effect.provide(Test))
+ * ```
  * @since 0.1.0
  */
 export type Services = CommandExecutor.CommandExecutor | EventStore.EventStore | TestClock.TestClock
