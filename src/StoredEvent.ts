@@ -61,8 +61,11 @@ export const DecodeMemo: unique symbol = Symbol.for("eventcore/StoredEvent/Decod
  * ```ts
  * import { StoredEvent } from "eventcore"
  *
- * // The cell `withMemo` attaches, empty until a catalog decodes the event.
- * const memoOf = (event: StoredEvent.StoredEvent): StoredEvent.Memo | undefined => StoredEvent.memoOf(event)
+ * // Whether a catalog has decoded this event and kept the result (the last decoder owns the cell).
+ * const decodedOnce = (event: StoredEvent.StoredEvent) => {
+ *   const memo: StoredEvent.Memo | undefined = StoredEvent.memoOf(event)
+ *   return memo !== undefined && memo.owner !== undefined
+ * }
  * ```
  * @since 0.1.0
  */
