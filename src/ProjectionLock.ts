@@ -11,6 +11,16 @@ import type { EventStoreError } from "./Errors.ts"
 /**
  * A held lock.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { ProjectionLock } from "eventcore"
+ *
+ * // Work that must stop as soon as the lock is known to be lost.
+ * const whileHeld = (lease: ProjectionLock.Lease, work: Effect.Effect<void>) => Effect.raceFirst(work, lease.lost)
+ * // Before something that must not run without the lock: ask now (a lock without `held` counts as held).
+ * const stillMine = (lease: ProjectionLock.Lease) => lease.held ?? Effect.succeed(true)
+ * ```
  * @since 0.1.0
  */
 export interface Lease {

@@ -37,6 +37,16 @@ import * as Migrations from "./Migrations.ts"
 import { sleepReal } from "./Wakeups.ts"
 
 /**
+ * Settings of the PostgreSQL projection lock: the store's schema, how often a waiting runner
+ * tries for a lock, and the heartbeat on the lock connection.
+ *
+ * @example
+ * ```ts
+ * import { PostgresProjectionLock } from "eventcore/postgres"
+ *
+ * const options: PostgresProjectionLock.Options = { pollInterval: "2 seconds", heartbeat: "1 second", heartbeatTimeout: "5 seconds" }
+ * const Lock = PostgresProjectionLock.layer(options)
+ * ```
  * @since 0.1.0
  */
 export interface Options {
