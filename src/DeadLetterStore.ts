@@ -63,6 +63,10 @@ export class DeadLetterStore extends Context.Service<DeadLetterStore, {
   /**
    * Forgets one dead letter: the operator accepts that the projection skips that event for
    * good. True when there was one to forget.
+   *
+   * Added in 0.3.0: a custom implementation of this service must add it.
+   *
+   * @since 0.3.0
    */
   readonly discard: (projection: string, eventId: string) => Effect.Effect<boolean, EventStoreError>
   /**
