@@ -24,7 +24,9 @@
  * - Losing it: when the holding process dies, its connection closes and PostgreSQL releases
  *   the lock at once; a waiting runner takes it on its next poll.
  * - Releasing: `pg_advisory_unlock` within `heartbeatTimeout`; if that fails or times out,
- *   the session is terminated instead (its other leases are lost with it).
+ *   the session counts as broken: terminated, its other leases lost with it.
+ * - A broken session is handled once, by whichever of these finds it first; the others find
+ *   it handled, so runners already on a fresh connection stay there.
  *
  * @since 0.1.0
  */
@@ -61,6 +63,8 @@ export interface Options {
    */
   readonly heartbeatTimeout?: Duration.Input | undefined
 }
+
+const failure = (error: Parameters<typeof fromSqlError>[1]) => fromSqlError("projection lock", error)
 
 const keySql = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
 
@@ -104,9 +108,11 @@ interface Session {
   >
   /** Completes once the session is known to be broken: every lock on it may be gone. */
   readonly lost: Effect.Effect<void>
-  /** Ends the session from a pool connection, so the server frees its locks now. */
-  readonly terminate: (why: string) => Effect.Effect<void>
-  /** Marks the session broken: every lease on it is lost, the next try opens a fresh one. */
+  /**
+   * Marks the session broken: every lease on it is lost, the next try opens a fresh one, and
+   * the session is terminated from a pool connection so the server frees its locks now. Only
+   * the first call acts.
+   */
   readonly loseAll: (why: string, cause: Cause.Cause<unknown>) => Effect.Effect<void>
 }
 
@@ -133,11 +139,12 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const pollInterval = Duration.fromInputUnsafe(options?.pollInterval ?? "500 millis")
   const heartbeat = Duration.fromInputUnsafe(options?.heartbeat ?? "1 second")
   const heartbeatTimeout = Duration.fromInputUnsafe(options?.heartbeatTimeout ?? "5 seconds")
-  const failure = (error: Parameters<typeof fromSqlError>[1]) => fromSqlError("projection lock", error)
 
   const terminateSql =
     `select pg_terminate_backend(pid) from pg_stat_activity where pid = $1 and backend_start::text = $2`
 
+  /** The `lost` of the session acquired last: which session `sessions` holds, if any. */
+  let current: Deferred.Deferred<void> | undefined
   const sessions: RcRef.RcRef<Session, EventStoreError> = yield* RcRef.make({
     idleTimeToLive: "1 second",
     acquire: Effect.gen(function*() {
@@ -170,12 +177,23 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           )
         )
       const lost = yield* Deferred.make<void>()
+      // Acts once per session: the heartbeat, a failed `held` check and a failed unlock may
+      // each find the same broken session, up to a heartbeat apart. By the second, runners may
+      // hold leases on a fresh session; invalidating that one would open yet another connection
+      // beside it.
+      let broken = false
       const loseAll = (why: string, cause: Cause.Cause<unknown>) =>
-        Effect.gen(function*() {
-          yield* Effect.logWarning(`eventcore: projection locks of ${schema}: ${why}`, cause)
-          yield* Deferred.succeed(lost, undefined)
-          yield* RcRef.invalidate(sessions)
-          yield* terminate(why)
+        Effect.suspend(() => {
+          if (broken) return Effect.void
+          broken = true
+          return Effect.gen(function*() {
+            // Out of the ref before anyone hears of the loss, so that runners trying again get
+            // a fresh session; and only this session: the ref may hold another by now.
+            if (current === lost) yield* RcRef.invalidate(sessions)
+            yield* Deferred.succeed(lost, undefined)
+            yield* Effect.logWarning(`eventcore: projection locks of ${schema}: ${why}`, cause)
+            yield* terminate(why)
+          })
         }).pipe(Effect.uninterruptible)
       yield* Effect.forkScoped(
         Effect.gen(function*() {
@@ -189,7 +207,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           )
         )
       )
-      return { query, lost: Deferred.await(lost), terminate, loseAll } satisfies Session
+      current = lost
+      return { query, lost: Deferred.await(lost), loseAll } satisfies Session
     })
   })
 
@@ -217,7 +236,8 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
       yield* Effect.addFinalizer(() =>
         mayHold
           ? within(session.query(`select pg_advisory_unlock(${keySql})`, [schema, name]), heartbeatTimeout).pipe(
-            Effect.catchCause(() => session.terminate(`the lock of projection ${name} could not be released`))
+            // terminated, the session loses its other leases too: tell their runners now
+            Effect.catchCause((cause) => session.loseAll(`the lock of projection ${name} could not be released`, cause))
           )
           : Effect.void
       )
