@@ -7,14 +7,14 @@
  *
  * @since 0.3.0
  */
-import { Duration, Effect, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
+import { Duration, Effect, Ref, type Scope, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as BlueGreenModule from "./BlueGreen.ts"
 import type { CheckpointStore } from "./CheckpointStore.ts"
 import type { DeadLetterStore } from "./DeadLetterStore.ts"
 import { type EventStoreError, InvalidInput } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import type * as EventStore from "./EventStore.ts"
-import type * as Position from "./Position.ts"
+import * as Position from "./Position.ts"
 import * as Projection from "./Projection.ts"
 import type { ProjectionLock } from "./ProjectionLock.ts"
 import * as ProjectionRunner from "./ProjectionRunner.ts"
@@ -340,10 +340,14 @@ export interface Versioned<Q extends Queries> extends ReadModel<Q> {
   /**
    * Makes `version` the active one, for every process. Refused with `NotCaughtUp` unless its
    * runner has processed every event it wants (its `lag` is 0); then, when both run live in
-   * this process, it waits until the new version has applied what the serving one has, so
-   * readers never go back;
-   * `force: true` skips both checks (e.g. to roll back to an older version). Refused with
-   * `UnknownVersion` for a version this read model does not have.
+   * this process, it waits until the new version has applied what the serving one has, and
+   * after the switch queries on the new version first wait until it has applied what the old
+   * version's runner had reported applied at the switch, so readers in this process never go
+   * back. When either runner here is not live (e.g. in `Standby`: another process runs it),
+   * neither wait applies, and a reader may briefly miss events the old version had shown.
+   * `force: true` skips both checks (e.g. to roll back to an older version); the wait after
+   * the switch still applies. Refused with `UnknownVersion` for a version this read model does
+   * not have.
    */
   readonly promote: (
     version: number,
@@ -363,8 +367,12 @@ export interface Versioned<Q extends Queries> extends ReadModel<Q> {
  * keeps answering; `promote` switches once it has caught up, or, with `promote:
  * "whenCaughtUp"`, the newest version is promoted as soon as its runner here is live and
  * caught up. Each call answers from one version: `after(written)` waits for that version and
- * queries it. Other processes switch within `refresh` (default 1 second). Once no process
- * serves the old version any more, stop its runner (deploy without it) and drop its tables.
+ * queries it. Other processes switch within `refresh` (default 1 second). Across a switch,
+ * readers in this process never go back when both versions run live here: queries on the new
+ * version first wait until it has applied what the old version's runner had reported applied
+ * at the switch. Otherwise (a runner here in `Standby`, or a version not run here) a reader
+ * may briefly miss events the old version had shown. Once no process serves the old version
+ * any more, stop its runner (deploy without it) and drop its tables.
  *
  * @example
  * ```ts
@@ -447,30 +455,94 @@ export const blueGreen = <Q extends Queries>(options: {
     const initial = yield* store.initialize(name, lowest)
     yield* warnUnknown(initial)
     const active = yield* SubscriptionRef.make(served(initial))
-    const current = Effect.map(SubscriptionRef.get(active), (v) => versions.get(v) ?? oldest)
+    const serving = Effect.map(SubscriptionRef.get(active), (v) => versions.get(v) ?? oldest)
+    const live = (model: WithRunner<Q>) =>
+      Effect.map(SubscriptionRef.get(model.runner.status), (status) => status._tag === "Live")
+
+    // Readers must not go back across a switch. Whoever read the old version read what its
+    // runner had reported applied at the switch (a runner reports a batch just after it is
+    // visible: that moment is not covered); queries on the new version first wait until its
+    // runner has got there (at once, usually: it was caught up before the switch). Only when
+    // both run live here, as in `reachServing`: a runner in Standby does not move. Until the
+    // switch has read that position, the floor reads the old runner's position when asked (no
+    // lower). Once reached, the floor is cleared: one look at a Ref per query after that.
+    type Floor = { readonly model: WithRunner<Q>; readonly position: Effect.Effect<Position.Position> }
+    const floor = yield* Ref.make<Floor | undefined>(undefined)
+    const leaves = (model: WithRunner<Q>) =>
+      Effect.raceAll([
+        model.runner.awaitStatus("Standby"),
+        model.runner.awaitStatus("Faulted"),
+        model.runner.awaitStatus("Stopped")
+      ])
+    // A runner's position also moves past events it does not want, to where its last read
+    // looked, so the old runner can be further on with no event in between: the new one then
+    // has nothing to wait for (no lag), and would not move until the next commit.
+    const reach = (model: WithRunner<Q>, position: Position.Position) =>
+      Effect.gen(function*() {
+        while (true) {
+          const at = yield* SubscriptionRef.get(model.runner.position)
+          if (!Position.isAfter(position, at)) return
+          // A runner that leaves (another process runs it now, or it stopped) will not get
+          // there, and one whose lag cannot be read cannot tell: the query answers as it is.
+          const status = yield* SubscriptionRef.get(model.runner.status)
+          if (status._tag === "Standby" || status._tag === "Faulted" || status._tag === "Stopped") return
+          const lag = yield* Effect.exit(model.runner.lag)
+          if (lag._tag === "Failure" || lag.value.events === 0) return
+          yield* Effect.raceFirst(
+            SubscriptionRef.changes(model.runner.position).pipe(
+              Stream.filter((p) => p !== at),
+              Stream.take(1),
+              Stream.runDrain
+            ),
+            leaves(model)
+          )
+        }
+      })
+    const current = Effect.flatMap(serving, (model) =>
+      Effect.flatMap(Ref.get(floor), (pending) => {
+        if (pending === undefined || pending.model !== model) return Effect.succeed(model)
+        return Effect.gen(function*() {
+          yield* reach(model, yield* pending.position)
+          yield* Ref.update(floor, (f) => f === pending ? undefined : f)
+          return model
+        })
+      }))
+
     // Readers must not go back. A refresh reads the stored version without holding anything (a
     // slow read must not hold up a promotion), so what it read may predate a promotion made here
     // meanwhile: it serves what it read only if no promotion was served since it started.
     // Promotions store and serve under the same permit, so two of them land in the order stored.
     const switching = yield* Semaphore.make(1)
     let promotions = 0
+    // Under the permit.
+    const serve = (version: number) =>
+      Effect.gen(function*() {
+        const from = yield* serving
+        const to = versions.get(version) ?? oldest
+        if (from === to) return
+        const both = (yield* live(from)) && (yield* live(to))
+        yield* Ref.set(floor, both ? { model: to, position: SubscriptionRef.get(from.runner.position) } : undefined)
+        yield* SubscriptionRef.set(active, version)
+        if (both) {
+          const position = yield* SubscriptionRef.get(from.runner.position)
+          yield* Ref.update(floor, (f) => f?.model === to ? { model: to, position: Effect.succeed(position) } : f)
+        }
+      })
     const switchTo = <E>(activate: Effect.Effect<number, E>) =>
       switching.withPermits(1)(Effect.gen(function*() {
         const stored = yield* activate
         promotions++
-        yield* SubscriptionRef.set(active, served(stored))
+        yield* serve(served(stored))
         return stored
       }))
 
-    const live = (model: WithRunner<Q>) =>
-      Effect.map(SubscriptionRef.get(model.runner.status), (status) => status._tag === "Live")
     // Readers must not go back: a new version first gets as far as the serving one has here
     // (when both run here: a runner in Standby does not move).
     const reachServing = (target: WithRunner<Q>) =>
       Effect.gen(function*() {
-        const serving = yield* current
-        if (serving !== target && (yield* live(serving)) && (yield* live(target))) {
-          yield* awaitRunner(target.runner.name, target.runner)(yield* SubscriptionRef.get(serving.runner.position))
+        const from = yield* serving
+        if (from !== target && (yield* live(from)) && (yield* live(target))) {
+          yield* awaitRunner(target.runner.name, target.runner)(yield* SubscriptionRef.get(from.runner.position))
         }
       })
 
@@ -517,7 +589,7 @@ export const blueGreen = <Q extends Queries>(options: {
         yield* switching.withPermits(1)(Effect.gen(function*() {
           if (promotions !== seen || served(stored) === (yield* SubscriptionRef.get(active))) return
           yield* warnUnknown(stored)
-          yield* SubscriptionRef.set(active, served(stored))
+          yield* serve(served(stored))
         }))
       }
     }).pipe(Effect.forkScoped)

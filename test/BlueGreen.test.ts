@@ -5,7 +5,7 @@
  * process, and after a restart.
  */
 import { assert, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Layer, Queue, Schema, Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Queue, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import {
   BlueGreen,
@@ -285,5 +285,116 @@ it.effect("a refresh that read the stored version before an automatic promotion 
       yield* Queue.take(versions.reads)
       assert.strictEqual(model.version, 2)
       assert.strictEqual(yield* model.query.source(), "v2")
+    }).pipe(Effect.provide(Live))
+  ))
+
+/**
+ * Version 2, durable, whose handler waits while `hold.held` until `hold.release` opens: the
+ * test stops it between two events.
+ */
+const heldVersion2 = Effect.gen(function*() {
+  const hold = { held: false, release: yield* Deferred.make<void>() }
+  const balances = new Map<string, number>()
+  const runner = yield* ProjectionRunner.start(Projection.make({
+    name: BlueGreen.versionedName("balances", 2),
+    events: Events,
+    filter: Account.filter,
+    handle: (event, stored) =>
+      Effect.andThen(
+        hold.held ? Deferred.await(hold.release) : Effect.void,
+        Effect.sync(() =>
+          void balances.set(idOf(stored.streamId), (balances.get(idOf(stored.streamId)) ?? 0) + event.amount)
+        )
+      ),
+    reset: Effect.sync(() => balances.clear())
+  }))
+  const queries: Queries = {
+    balance: (account) => Effect.sync(() => balances.get(account) ?? 0),
+    source: () => Effect.succeed("v2")
+  }
+  const model = { ...ReadModel.make("balances", queries, ReadModel.awaitRunner(runner.name, runner), 2), runner }
+  return { model, hold }
+})
+
+/** Active versions whose `activate` waits until the test releases it (offered to `activations`). */
+const gatedActivations = Effect.gen(function*() {
+  const inner = yield* BlueGreen.makeMemory
+  const activations = yield* Queue.unbounded<Deferred.Deferred<void>>()
+  const service = BlueGreen.ActiveVersions.of({
+    ...inner,
+    activate: (name, version, options) =>
+      Effect.gen(function*() {
+        const release = yield* Deferred.make<void>()
+        yield* Queue.offer(activations, release)
+        yield* Deferred.await(release)
+        return yield* inner.activate(name, version, options)
+      })
+  })
+  return { service, activations }
+})
+
+it.effect("readers never go back: after a switch, queries wait until the new version has what the old one showed", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* deposit("1", 5)
+      const versions = yield* gatedActivations
+      const v1 = yield* version1
+      const v2 = yield* heldVersion2
+      const model = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2.model] }).pipe(
+        Effect.provideService(BlueGreen.ActiveVersions, versions.service)
+      )
+      yield* v2.model.runner.awaitStatus("Live")
+      yield* v2.model.runner.awaitPosition(yield* head)
+      const promoting = yield* model.promote(2).pipe(
+        Effect.provideService(BlueGreen.ActiveVersions, versions.service),
+        Effect.forkChild
+      )
+      // v2 has reached v1 (reachServing) and the switch waits to store the promotion: meanwhile
+      // v1 applies one more event, v2 not yet, and a reader sees it from v1
+      const switching = yield* Queue.take(versions.activations)
+      v2.hold.held = true
+      const result = yield* deposit("1", 10)
+      assert.strictEqual(yield* model.after(result).balance("1"), 15)
+      assert.strictEqual(yield* model.query.source(), "v1")
+      yield* Deferred.succeed(switching, undefined)
+      yield* Fiber.join(promoting)
+      assert.strictEqual(model.version, 2)
+      assert.strictEqual(yield* v2.model.query.balance("1"), 5) // v2 itself has not applied it
+
+      // v2 applies it only once the query has started: a query that answered at once would
+      // answer 5, from before what v1 showed
+      const started = yield* Deferred.make<void>()
+      yield* Effect.forkChild(Effect.andThen(Deferred.await(started), Deferred.succeed(v2.hold.release, undefined)))
+      const answer = yield* Effect.andThen(Deferred.succeed(started, undefined), model.query.balance("1"))
+      assert.strictEqual(answer, 15)
+      assert.strictEqual(yield* model.query.source(), "v2")
+    }).pipe(Effect.provide(Live))
+  ))
+
+it.effect("readers never go back: a refresh switching to a version promoted elsewhere waits the same way", () =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      yield* deposit("1", 5)
+      const v1 = yield* version1
+      const v2 = yield* heldVersion2
+      const promoter = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2.model] })
+      const reader = yield* ReadModel.blueGreen<Queries>({ name: "balances", versions: [v1, v2.model] })
+      yield* v2.model.runner.awaitStatus("Live")
+      yield* v2.model.runner.awaitPosition(yield* head)
+      yield* promoter.promote(2)
+      // before its refresh, the reader serves v1, which applies one more event, v2 not yet
+      v2.hold.held = true
+      const result = yield* deposit("1", 10)
+      assert.strictEqual(yield* reader.after(result).balance("1"), 15)
+      assert.strictEqual(yield* reader.query.source(), "v1")
+      yield* TestClock.adjust("1 second")
+      yield* awaitActive(reader, 2)
+      assert.strictEqual(yield* v2.model.query.balance("1"), 5)
+
+      const started = yield* Deferred.make<void>()
+      yield* Effect.forkChild(Effect.andThen(Deferred.await(started), Deferred.succeed(v2.hold.release, undefined)))
+      const answer = yield* Effect.andThen(Deferred.succeed(started, undefined), reader.query.balance("1"))
+      assert.strictEqual(answer, 15)
+      assert.strictEqual(yield* reader.query.source(), "v2")
     }).pipe(Effect.provide(Live))
   ))
