@@ -52,7 +52,31 @@ const restore = (schema: string) =>
     )
   )
 
-const oldestTransaction = (horizonAge: Duration.Duration) =>
+/** What the `read-horizon` check found, as far as the doctor's own checks use it. */
+interface HorizonSeen {
+  /** Committed events waiting behind the horizon (0 when none, or when it was not checked). */
+  readonly pending: number
+  readonly pendingMillis: number
+  /** The session holding it, when one does. */
+  readonly holderPid: number | undefined
+}
+
+const numberOr0 = (value: unknown) => typeof value === "number" ? value : 0
+
+const horizonSeen = (checks: ReadonlyArray<Health.Check>): HorizonSeen => {
+  const details = checks.find((check) => check.name === "read-horizon")?.details
+  const heldBy: unknown = details?.["heldBy"]
+  const pid: unknown = typeof heldBy === "object" && heldBy !== null ? Reflect.get(heldBy, "pid") : undefined
+  return {
+    pending: numberOr0(details?.["pending"]),
+    pendingMillis: numberOr0(details?.["pendingMillis"]),
+    holderPid: typeof pid === "number" ? pid : undefined
+  }
+}
+
+const hiddenAdvice = "grant pg_read_all_stats to the role running doctor to see them"
+
+const oldestTransaction = (horizonAge: Duration.Duration, horizon: HorizonSeen) =>
   timed(
     "oldest-transaction",
     Effect.gen(function*() {
@@ -63,14 +87,23 @@ const oldestTransaction = (horizonAge: Duration.Duration) =>
         readonly user_name: string | null
         readonly application_name: string | null
         readonly state: string | null
-        readonly age_ms: number
+        readonly transaction_id: string
+        readonly transactions_since: number
+        readonly hidden: boolean
+        readonly age_ms: number | null
         readonly query: string | null
       }>(
-        // The read horizon is the oldest running transaction id: sessions that hold one.
+        // The read horizon is the oldest running transaction id: the session holding it. Its
+        // pid, database, user, application and transaction id are shown to every role; its
+        // state, start and query only to its own role and to pg_read_all_stats (else NULL, and
+        // the query "<insufficient privilege>"): nothing here may filter on those.
         `select pid, datname as database, usename as user_name, application_name, state,
-           (extract(epoch from clock_timestamp() - xact_start) * 1000)::float8 as age_ms, left(query, 120) as query
+           backend_xid::text as transaction_id, age(backend_xid)::int as transactions_since,
+           xact_start is null as hidden,
+           (extract(epoch from clock_timestamp() - xact_start) * 1000)::float8 as age_ms,
+           case when xact_start is null then null else left(query, 120) end as query
          from pg_stat_activity
-         where backend_xid is not null and xact_start is not null
+         where backend_xid is not null
          order by age(backend_xid) desc limit 1`
       )
       const prepared = yield* sql.unsafe<{ readonly n: number }>("select count(*)::int as n from pg_prepared_xacts")
@@ -86,20 +119,44 @@ const oldestTransaction = (horizonAge: Duration.Duration) =>
       }
       const row = rows[0]
       if (row === undefined) return { status: "healthy" as const, message: "no transaction holds the read horizon" }
-      const age = Number(row.age_ms)
       const who = `pid ${row.pid} (database ${row.database ?? "?"}, user ${row.user_name ?? "?"}, application ${
         JSON.stringify(row.application_name ?? "")
-      }, ${row.state ?? "state hidden"})`
-      const details = { ...row, age_ms: age }
+      }, transaction ${row.transaction_id}, ${
+        row.hidden ? `state, start and query hidden: ${hiddenAdvice}` : (row.state ?? "state unknown")
+      })`
+      // Hidden, its age is known only from below: the events that have waited behind it.
+      const waited = horizon.holderPid === row.pid ? horizon.pendingMillis : 0
+      const age = row.age_ms === null ? waited : Number(row.age_ms)
+      const ageText = row.age_ms === null
+        ? waited > 0 ? `at least ${Output.duration(age)} (committed events have waited that long behind it)` : ""
+        : Output.duration(age)
+      const details = {
+        pid: row.pid,
+        database: row.database,
+        user: row.user_name,
+        applicationName: row.application_name,
+        transactionId: row.transaction_id,
+        transactionsSince: Number(row.transactions_since),
+        state: row.state,
+        query: row.query,
+        hidden: row.hidden,
+        ...(ageText === "" ? {} : { ageMillis: age, ageIsLowerBound: row.age_ms === null })
+      }
       return age > Duration.toMillis(horizonAge)
         ? {
           status: "degraded" as const,
-          message: `${who} has had a transaction open for ${Output.duration(age)}: events committed after it ` +
+          message: `${who} has had a transaction open for ${ageText}: events committed after it ` +
             "began stay invisible to subscribers and projections until it ends " +
             `(select pg_terminate_backend(${row.pid}) if it is abandoned)`,
           details
         }
-        : { status: "healthy" as const, message: `oldest open transaction: ${who}, ${Output.duration(age)}`, details }
+        : {
+          status: "healthy" as const,
+          message: `oldest open transaction: ${who}, ${
+            ageText === "" ? `begun ${row.transactions_since} transaction(s) ago` : ageText
+          }`,
+          details
+        }
     })
   )
 
@@ -132,15 +189,22 @@ const connections = timed(
       readonly max_connections: number
       readonly reserved: number
       readonly in_use: number
+      readonly hidden: number
       readonly by_application: unknown
     }>(
-      `select current_setting('max_connections')::int as max_connections,
+      // Another role's sessions show no backend_type without pg_read_all_stats, but their
+      // database and user, which the server's own processes lack, are shown to every role.
+      `with clients as (
+         select application_name, backend_type is null as hidden from pg_stat_activity
+         where coalesce(backend_type = 'client backend', datid is not null and usesysid is not null)
+       )
+       select current_setting('max_connections')::int as max_connections,
          current_setting('superuser_reserved_connections')::int as reserved,
-         (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as in_use,
+         (select count(*)::int from clients) as in_use,
+         (select count(*)::int from clients where hidden) as hidden,
          (select coalesce(json_agg(t order by t.n desc), '[]'::json) from (
             select coalesce(nullif(application_name, ''), '(unnamed)') as application, count(*)::int as n
-            from pg_stat_activity where backend_type = 'client backend'
-            group by 1 order by 2 desc limit 5) t) as by_application`
+            from clients group by 1 order by 2 desc limit 5) t) as by_application`
     )
     const row = rows[0]
     if (row === undefined) return { status: "unhealthy" as const, message: "the server did not say" }
@@ -150,6 +214,7 @@ const connections = timed(
       maxConnections: row.max_connections,
       superuserReserved: row.reserved,
       inUse: row.in_use,
+      hiddenSessions: row.hidden,
       free,
       byApplication: row.by_application
     }
@@ -169,6 +234,17 @@ const connections = timed(
   })
 )
 
+/**
+ * A projection's check counts the events visible after its checkpoint: while the read horizon
+ * holds events back, "no event after it" would read as caught up, so it says what waits.
+ */
+const heldBack = (horizon: HorizonSeen) => (check: Health.Check): Health.Check =>
+  horizon.pending === 0 || !check.name.startsWith("projection:") ? check : {
+    ...check,
+    message: `${check.message}; ${horizon.pending} more committed event(s) wait behind the read horizon, ` +
+      "not counted here (see read-horizon)"
+  }
+
 const doctor = Command.make("doctor", {
   strict: Flag.Boolean("strict").pipe(
     Flag.withDescription("Exit 1 when degraded too, not only when unhealthy"),
@@ -183,13 +259,14 @@ const doctor = Command.make("doctor", {
       const health = yield* PostgresHealth.check({ schema })
       const schemaReady = health.checks.some((check) => check.name === "schema" && check.status === "healthy")
       const thresholds = Health.defaultThresholds
+      const horizon = horizonSeen(health.checks)
       const extra = [
         ...(schemaReady ? [yield* restore(schema)] : []),
-        yield* oldestTransaction(Duration.fromInputUnsafe(thresholds.horizonAge)),
+        yield* oldestTransaction(Duration.fromInputUnsafe(thresholds.horizonAge), horizon),
         yield* isolation,
         yield* connections
       ]
-      const report = Health.combine([...health.checks, ...extra], yield* DateTime.now)
+      const report = Health.combine([...health.checks.map(heldBack(horizon)), ...extra], yield* DateTime.now)
       if (json) {
         yield* Output.json({ schema, ...report })
       } else {

@@ -88,6 +88,23 @@ const sqlState = (error: SqlError): string | undefined => {
     : undefined
 }
 
+/**
+ * What the server said about a failed statement (postgres.js puts it on the cause): its
+ * message, and its detail and hint when it gave them. The `SqlError`'s own message only says
+ * that a query failed.
+ */
+const serverMessage = (error: SqlError): string | undefined => {
+  const cause: unknown = error.reason.cause
+  if (typeof cause !== "object" || cause === null || !("message" in cause) || typeof cause.message !== "string") {
+    return undefined
+  }
+  const extra = (key: "detail" | "hint"): string => {
+    const value: unknown = Reflect.get(cause, key)
+    return typeof value === "string" && value !== "" ? ` (${key}: ${value})` : ""
+  }
+  return `${cause.message}${extra("detail")}${extra("hint")}`
+}
+
 /** The `SqlError` at the bottom of a failure (an `EventStoreError` wraps one). */
 const findSqlError = (error: unknown): SqlError | undefined => {
   for (let current = error, depth = 0; depth < 5 && typeof current === "object" && current !== null; depth++) {
@@ -125,7 +142,13 @@ const explain = (error: unknown, current: Settings): CliFailure => {
           `run \`eventcore migrate --schema ${current.schema}\`, or pass the right --schema`
       })
     }
-    return new CliFailure({ exitCode: ExitCode.failed, message: `PostgreSQL: ${String(sqlError.reason.message)}` })
+    const server = serverMessage(sqlError)
+    return new CliFailure({
+      exitCode: ExitCode.failed,
+      message: server === undefined
+        ? `PostgreSQL: ${String(sqlError.reason.message)}`
+        : `PostgreSQL: ${server}${state === undefined ? "" : ` (SQLSTATE ${state})`}`
+    })
   }
   if (error instanceof EventStoreError) return new CliFailure({ exitCode: ExitCode.failed, message: error.message })
   if (error instanceof Error) return new CliFailure({ exitCode: ExitCode.failed, message: error.message })

@@ -133,12 +133,22 @@ export const holderDetails = (holder: EventStore.HorizonHolder | undefined) =>
     query: holder.query
   }
 
-const describeHolder = (holder: EventStore.HorizonHolder | undefined): string =>
-  holder === undefined
-    ? "a transaction this role cannot see (grant pg_read_all_stats to see it)"
-    : holder.kind === "prepared transaction"
-    ? `prepared transaction ${holder.transactionId} (${holder.query ?? "?"})`
-    : `backend pid ${holder.pid ?? "?"} (transaction ${holder.transactionId}, ${holder.state ?? "state hidden"})`
+/**
+ * A holder for a message. The pid, database, user and application of a session are visible to
+ * every role; its state, start and query only to its own role and to pg_read_all_stats.
+ */
+const describeHolder = (holder: EventStore.HorizonHolder | undefined): string => {
+  if (holder === undefined) return "a transaction this role cannot see (grant pg_read_all_stats to see it)"
+  if (holder.kind === "prepared transaction") {
+    return `prepared transaction ${holder.transactionId} (${holder.query ?? "?"})`
+  }
+  const where = `database ${holder.database ?? "?"}, user ${holder.user ?? "?"}, application ${
+    JSON.stringify(holder.applicationName ?? "")
+  }, transaction ${holder.transactionId}`
+  return holder.state === undefined
+    ? `backend pid ${holder.pid ?? "?"} (${where}, state hidden: grant pg_read_all_stats to see its state and query)`
+    : `backend pid ${holder.pid ?? "?"} (${where}, ${holder.state})`
+}
 
 /** What the read horizon says: events waiting longer than `horizonAge` degrade. */
 export const horizon = (report: EventStore.Horizon, thresholds: Resolved): Outcome => {
