@@ -234,17 +234,6 @@ const connections = timed(
   })
 )
 
-/**
- * A projection's check counts the events visible after its checkpoint: while the read horizon
- * holds events back, "no event after it" would read as caught up, so it says what waits.
- */
-const heldBack = (horizon: HorizonSeen) => (check: Health.Check): Health.Check =>
-  horizon.pending === 0 || !check.name.startsWith("projection:") ? check : {
-    ...check,
-    message: `${check.message}; ${horizon.pending} more committed event(s) wait behind the read horizon, ` +
-      "not counted here (see read-horizon)"
-  }
-
 const doctor = Command.make("doctor", {
   strict: Flag.Boolean("strict").pipe(
     Flag.withDescription("Exit 1 when degraded too, not only when unhealthy"),
@@ -266,7 +255,7 @@ const doctor = Command.make("doctor", {
         yield* isolation,
         yield* connections
       ]
-      const report = Health.combine([...health.checks.map(heldBack(horizon)), ...extra], yield* DateTime.now)
+      const report = Health.combine([...health.checks, ...extra], yield* DateTime.now)
       if (json) {
         yield* Output.json({ schema, ...report })
       } else {

@@ -129,10 +129,15 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
       })
       checks.push(version)
       if (mode === "full" && version.status === "healthy") {
+        // Kept for the projections: events held back are not "after" any checkpoint yet.
+        let held = 0
         checks.push(
           yield* Checks.probe(
             "read-horizon",
-            Effect.map(readHorizon(sql, schema), (horizon) => Checks.horizon(horizon, thresholds)),
+            Effect.map(readHorizon(sql, schema), (horizon) => {
+              held = horizon.pending
+              return Checks.horizon(horizon, thresholds)
+            }),
             bounded
           )
         )
@@ -146,7 +151,7 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
           }),
           bounded
         )
-        checks.push(...yield* projections(sql, schema, runners, counts, thresholds), letters)
+        checks.push(...yield* projections(sql, schema, runners, counts, held, thresholds), letters)
         projectionsChecked = true
       }
     }
@@ -271,6 +276,7 @@ const projections = (
   schema: string,
   runners: ReadonlyArray<Health.Watched>,
   deadLetters: Readonly<Record<string, number>>,
+  held: number,
   thresholds: Checks.Resolved
 ) =>
   Effect.gen(function*() {
@@ -302,7 +308,7 @@ const projections = (
       const runner = byName.get(name)
       return runner === undefined
         ? Effect.succeed(
-          state === undefined ? [] : [{ ...checkpointOnly(name, state, thresholds), millis: listMillis }]
+          state === undefined ? [] : [{ ...checkpointOnly(name, state, held, thresholds), millis: listMillis }]
         )
         : Effect.map(
           Checks.runner(runner, thresholds, true),
@@ -325,7 +331,7 @@ const checkpointDetails = (state: CheckpointState) => ({
 const rebuildMessage = "a rebuild began and has not finished (the next runner finishes it before processing)"
 
 /** A projection known only by its checkpoint (its runner, if any, is in another process). */
-const checkpointOnly = (name: string, state: CheckpointState, thresholds: Checks.Resolved) => {
+const checkpointOnly = (name: string, state: CheckpointState, held: number, thresholds: Checks.Resolved) => {
   // The count covers every stream, and a running projection's checkpoint trails its progress
   // by design (its checkpoint policy): only the age says it is stuck.
   const verdict = Checks.lag(
@@ -333,9 +339,14 @@ const checkpointOnly = (name: string, state: CheckpointState, thresholds: Checks
     { ...thresholds, lagEvents: Number.POSITIVE_INFINITY },
     "of all streams after it"
   )
+  const heldBack = held === 0
+    ? ""
+    : `; ${held} more committed event${
+      held === 1 ? "" : "s"
+    } wait behind the read horizon, not counted here (see read-horizon)`
   const message = `checkpoint updated ${state.updatedAt}; ${
-    state.eventsAfter === 0 ? "no event after it" : verdict.message
-  }${state.rebuildPending ? `; ${rebuildMessage}` : ""}`
+    state.eventsAfter === 0 ? "no visible event after it" : verdict.message
+  }${heldBack}${state.rebuildPending ? `; ${rebuildMessage}` : ""}`
   return {
     name: `projection:${name}`,
     status: Checks.worst([verdict.status, state.rebuildPending ? "degraded" : "healthy"]),

@@ -178,9 +178,20 @@ layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("PostgresHealt
       const { schema } = yield* Harness.TestDatabase
       const ns = yield* namespace
       const idle = yield* idleInTransaction
+      // A projection known only by its checkpoint (its runner elsewhere), at the visible head.
+      const checkpoint = `${ns}elsewhere`
+      yield* raw(
+        `insert into ${schema}.checkpoints (name, position, updated_at) values ($1, $2, now())`,
+        [checkpoint, yield* EventStore.EventStore.use((store) => store.head)]
+      )
       yield* appendTo(stream(`${ns}held`), 0, 3)
 
       const report = yield* PostgresHealth.check({ schema, thresholds: { lagAge: "1 hour" } })
+      // What waits behind the horizon is not after the checkpoint yet: the check says it waits.
+      assert.match(
+        named(report, `projection:${checkpoint}`).message,
+        /\d+ more committed events wait behind the read horizon, not counted here/
+      )
       const horizon = named(report, "read-horizon")
       assert.isAtLeast(horizon.details?.["pending"] as number, 3)
       assert.include(horizon.message, "committed events have waited up to")
