@@ -95,3 +95,33 @@ select o_tx_id from ${schema}.append(array[${
     accountId("acc")
   }], array['MoneyDeposited'], array[1], array['{"amount":1}'::jsonb], array[${metadata}], now());
 `
+
+/**
+ * The one-round-trip ceiling of a transfer: only the append, with "any version" (-1) instead of
+ * versions read first. The same locks, inserts and commit as `transfer`, without the read: what
+ * a command whose state the process already holds could reach at best.
+ */
+export const transferAppendOnly = (schema: string, perClient: number): string =>
+  `\\set i random(0, ${perClient - 1})
+\\set k (:i + 1 + random(0, ${perClient - 2})) % ${perClient}
+\\set from :client_id * ${perClient} + :i
+\\set to :client_id * ${perClient} + :k
+select o_tx_id from ${schema}.append(array[${accountId("from")}, ${
+    accountId("to")
+  }], array[-1, -1]::bigint[], array[gen_random_uuid(), gen_random_uuid()], array[${accountId("from")}, ${
+    accountId("to")
+  }], array['TransferSent', 'TransferReceived'], array[1, 1], array[jsonb_build_object('to', ${
+    accountId("to")
+  }, 'amount', 1), jsonb_build_object('from', ${
+    accountId("from")
+  }, 'amount', 1)], array[${metadata}, ${metadata}], now());
+`
+
+/** The one-round-trip ceiling of a one-stream command: only the append of `deposit`. */
+export const depositAppendOnly = (schema: string, perClient: number): string =>
+  `\\set i random(0, ${perClient - 1})
+\\set acc :client_id * ${perClient} + :i
+select o_tx_id from ${schema}.append(array[${accountId("acc")}], array[-1]::bigint[], array[gen_random_uuid()], array[${
+    accountId("acc")
+  }], array['MoneyDeposited'], array[1], array['{"amount":1}'::jsonb], array[${metadata}], now());
+`
