@@ -14,6 +14,7 @@ import { Clock, Effect, Option, Stdio } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import * as Position from "../Position.ts"
+import * as PostgresProjectionLock from "../postgres/PostgresProjectionLock.ts"
 import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
 import {
@@ -63,11 +64,8 @@ const checkpointsSql = (schema: string, one: boolean) =>
    from ${schema}.checkpoints c
    left join lateral (
      select a.pid, a.application_name, a.client_addr, a.backend_start
-     from pg_locks l left join pg_stat_activity a on a.pid = l.pid,
-       (select hashtextextended('eventcore/projection/' || $1::text || '/' || c.name, 0) as key) k
-     where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.database = (
-       select oid from pg_database where datname = current_database()
-     ) and l.classid::text::bigint = ((k.key >> 32) & 4294967295) and l.objid::text::bigint = (k.key & 4294967295)
+     from pg_locks l left join pg_stat_activity a on a.pid = l.pid
+     where ${PostgresProjectionLock.grantedLockSql("l", PostgresProjectionLock.lockKeySql("$1::text", "c.name"))}
      limit 1
    ) r on true
    ${one ? "where c.name = $2" : ""}

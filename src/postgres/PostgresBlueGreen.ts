@@ -15,6 +15,7 @@ import type { EventStoreError, InvalidInput } from "../Errors.ts"
 import * as Position from "../Position.ts"
 import { fromSqlError } from "./errors.ts"
 import * as Migrations from "./Migrations.ts"
+import * as PostgresProjectionLock from "./PostgresProjectionLock.ts"
 
 /**
  * Where the active versions are kept.
@@ -289,7 +290,7 @@ export const retire = Effect.fn("PostgresBlueGreen.retire")(function*(
 })
 
 /** The key of a projection's lock, as PostgresProjectionLock computes it ($1 the schema, $2 the name). */
-const lockKey = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
+const lockKey = PostgresProjectionLock.lockKeySql("$1::text", "$2::text")
 
 /**
  * Whether a session holds the projection lock of `versioned` (PostgresProjectionLock: a
@@ -298,13 +299,9 @@ const lockKey = `hashtextextended('eventcore/projection/' || $1::text || '/' || 
 const runningOf = (sql: SqlClient.SqlClient, schema: string, versioned: string) =>
   Effect.map(
     sql.unsafe<{ readonly running: boolean }>(
-      `select exists (
-         select 1 from pg_locks l,
-           (select ${lockKey} as key) k
-         where l.locktype = 'advisory' and l.granted and l.objsubid = 1
-           and l.database = (select oid from pg_database where datname = current_database())
-           and l.classid::text::bigint = ((k.key >> 32) & 4294967295) and l.objid::text::bigint = (k.key & 4294967295)
-       ) as running`,
+      `select exists (select 1 from pg_locks l where ${
+        PostgresProjectionLock.grantedLockSql("l", lockKey)
+      }) as running`,
       [schema, versioned]
     ),
     (rows) => rows[0]?.running === true

@@ -66,18 +66,34 @@ export interface Options {
 
 const failure = (error: Parameters<typeof fromSqlError>[1]) => fromSqlError("projection lock", error)
 
-const keySql = `hashtextextended('eventcore/projection/' || $1::text || '/' || $2::text, 0)`
+/**
+ * The SQL expression of a projection's lock key, from SQL expressions of the store's schema
+ * and the projection's name. Also used by the tools that look for a projection's runner
+ * (PostgresBlueGreen, the CLI).
+ *
+ * @internal
+ */
+export const lockKeySql = (schema: string, name: string): string =>
+  `hashtextextended('eventcore/projection/' || ${schema} || '/' || ${name}, 0)`
 
 /**
- * Whether this session holds the lock of `keySql`. A lock taken with a bigint key shows in
- * `pg_locks` as `objsubid` 1, its high 32 bits in `classid`, its low ones in `objid` (both
- * `oid`, unsigned: the shift wraps into the sign as the key's own bits do).
+ * A condition on the `pg_locks` row `row`: it is the granted lock of the key expression `key`
+ * in this database. A lock taken with a bigint key shows as `objsubid` 1, its high 32 bits in
+ * `classid`, its low ones in `objid` (both `oid`, unsigned: the shift wraps into the sign as
+ * the key's own bits do).
+ *
+ * @internal
  */
+export const grantedLockSql = (row: string, key: string): string =>
+  `${row}.locktype = 'advisory' and ${row}.granted and ${row}.objsubid = 1
+    and ${row}.database = (select oid from pg_database where datname = current_database())
+    and ((${row}.classid::bigint << 32) | ${row}.objid::bigint) = ${key}`
+
+const keySql = lockKeySql("$1::text", "$2::text")
+
+/** Whether this session holds the lock of `keySql`. */
 const heldSql = `select exists (
-  select 1 from pg_locks
-  where locktype = 'advisory' and pid = pg_backend_pid() and granted and objsubid = 1
-    and database = (select oid from pg_database where datname = current_database())
-    and ((classid::bigint << 32) | objid::bigint) = ${keySql}
+  select 1 from pg_locks l where l.pid = pg_backend_pid() and ${grantedLockSql("l", keySql)}
 ) as held`
 
 /**
