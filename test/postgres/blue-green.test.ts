@@ -7,30 +7,13 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Redacted, Schema, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Stream, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
-import { BlueGreen, Command, CommandExecutor, Event, Position, ReadModel, StreamCategory } from "eventcore"
+import { BlueGreen, CommandExecutor, Position, ReadModel } from "eventcore"
 import { PostgresBlueGreen, PostgresEventStore, PostgresProjection, PostgresReadModel } from "eventcore/postgres"
+import { Account, Deposit, Events } from "./deposits.ts"
 import * as Harness from "./harness.ts"
-
-/** The position of a command's last event (each command here writes one). */
-const written = (result: CommandExecutor.ExecutionResult): Position.Position => {
-  if (result.position === undefined) throw new Error("the command wrote nothing")
-  return result.position
-}
-
-const Account = StreamCategory.make("account")
-const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
-const Events = Event.catalog(Deposited)
-
-const Deposit = Command.make("Deposit", {
-  input: Schema.Struct({ account: Account.Id, amount: Schema.Number }),
-  events: Events,
-  streams: ({ account }) => ({ account }),
-  initial: undefined,
-  apply: (state) => state,
-  decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
-})
+import { lastCommitted } from "./projectionFixtures.ts"
 
 const deposit = (account: string, amount: number) => CommandExecutor.execute(Deposit, { account, amount })
 
@@ -100,15 +83,12 @@ layer(
   it.effect("v2 builds beside v1, a lagging v2 is refused, then it serves every process, and after a restart", () =>
     Effect.gen(function*() {
       const { schema, url } = yield* Harness.TestDatabase
-      // Waits use the last command's position, not the store's head: the visible head trails
-      // commits while any other transaction on the server is open (other test files).
-      let last = yield* deposit("0", 1)
-      for (let i = 1; i < 6; i++) last = yield* deposit(`${i % 3}`, 1 + i)
+      for (let i = 0; i < 6; i++) yield* deposit(`${i % 3}`, 1 + i)
       let expected = 21
 
       yield* Effect.scoped(Effect.gen(function*() {
         const v1 = yield* balances(schema, 1)
-        yield* v1.runner.awaitPosition(written(last))
+        yield* v1.runner.awaitPosition(yield* lastCommitted)
         const gate = yield* Deferred.make<void>()
         const v2 = yield* balances(schema, 2, gate)
         const model = yield* ReadModel.blueGreen({ name: "balances", versions: [v1, v2] })
@@ -125,7 +105,6 @@ layer(
         // commands keep appending while queries keep answering, from v1, never empty
         for (let i = 0; i < 3; i++) {
           const result = yield* deposit(`${i}`, 10)
-          last = result
           expected += 10
           assert.strictEqual(yield* model.after(result).total(), expected)
           assert.strictEqual(yield* model.query.source(), `${schema}.balances`)
@@ -160,7 +139,7 @@ layer(
         // v2 catches up; the promotion goes through; both processes answer from v2
         yield* Deferred.succeed(gate, undefined)
         yield* v2.runner.awaitStatus("Live")
-        yield* v2.runner.awaitPosition(written(last))
+        yield* v2.runner.awaitPosition(yield* lastCommitted)
         yield* model.promote(2)
         assert.strictEqual(yield* model.query.source(), `${schema}.balances_v2`)
         assert.strictEqual(yield* model.query.total(), expected)

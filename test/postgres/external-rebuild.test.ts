@@ -7,31 +7,14 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, type Duration, Effect, Layer, Redacted, Ref, Schedule, Schema } from "effect"
+import { Deferred, type Duration, Effect, Layer, Redacted, Ref, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { Command, CommandExecutor, Event, Position, StreamCategory } from "eventcore"
+import { CommandExecutor } from "eventcore"
 import { PostgresCheckpointStore, PostgresProjection, PostgresReadModel } from "eventcore/postgres"
+import { Account, Deposit, Events } from "./deposits.ts"
 import * as Harness from "./harness.ts"
-
-/** The position of a command's last event (each command here writes one). */
-const written = (result: CommandExecutor.ExecutionResult): Position.Position => {
-  if (result.position === undefined) throw new Error("the command wrote nothing")
-  return result.position
-}
-
-const Account = StreamCategory.make("account")
-const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number })
-const Events = Event.catalog(Deposited)
-
-const Deposit = Command.make("Deposit", {
-  input: Schema.Struct({ account: Account.Id, amount: Schema.Number }),
-  events: Events,
-  streams: ({ account }) => ({ account }),
-  initial: undefined,
-  apply: (state) => state,
-  decide: ({ input, streams }) => [streams.account.append(Deposited.make({ amount: input.amount }))]
-})
+import { lastCommitted } from "./projectionFixtures.ts"
 
 const schemaOf = Harness.TestDatabase.useSync((db) => db.schema)
 
@@ -44,13 +27,10 @@ const projections = (lock?: PostgresProjection.Options["lock"]) =>
     )
   ).pipe(Layer.provideMerge(Harness.layer({ maxConnections: 4 })))
 
-/** Eight deposits; the position of the last. */
+/** Eight deposits; the position of the last (`lastCommitted`: the visible head may trail it). */
 const seed = Effect.gen(function*() {
-  // Waits use the last command's position, not the store's head: the visible head trails
-  // commits while any other transaction on the server is open (other test files).
-  let last = yield* CommandExecutor.execute(Deposit, { account: "0", amount: 1 })
-  for (let i = 1; i < 8; i++) last = yield* CommandExecutor.execute(Deposit, { account: `${i % 3}`, amount: 1 + i })
-  return written(last)
+  for (let i = 0; i < 8; i++) yield* CommandExecutor.execute(Deposit, { account: `${i % 3}`, amount: 1 + i })
+  return yield* lastCommitted
 })
 
 /** A balances read model in `<schema>.ext_balances`; `onReset` runs in each reset. */

@@ -1,7 +1,7 @@
 /**
  * Small helpers shared by the PostgreSQL tests.
  */
-import { Effect, Random, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Random, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import * as EventId from "../../src/EventId.ts"
 import * as EventStore from "../../src/EventStore.ts"
@@ -47,3 +47,24 @@ export const raw = <A extends object = Record<string, unknown>>(text: string, pa
  */
 export const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.retry(effect, { schedule: Schedule.spaced("20 millis"), times: 3_000 })
+
+/**
+ * Opens a transaction on a connection of its own that draws a transaction id and then sits
+ * idle, as a forgotten `BEGIN` in psql would. Yields its pid, its transaction id and a release.
+ */
+export const idleInTransaction = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const opened = yield* Deferred.make<{ readonly pid: number; readonly xid: string }, unknown>()
+  const release = yield* Deferred.make<void>()
+  const fiber = yield* sql.withTransaction(Effect.gen(function*() {
+    const rows = yield* sql.unsafe<{ pid: number; xid: string }>(
+      "select pg_backend_pid() as pid, pg_current_xact_id()::text as xid"
+    )
+    const row = rows[0]
+    if (row === undefined) return yield* Effect.die(new Error("no row"))
+    yield* Deferred.succeed(opened, row)
+    yield* Deferred.await(release)
+  })).pipe(Effect.onError((cause) => Deferred.failCause(opened, cause)), Effect.forkChild)
+  const session = yield* Deferred.await(opened)
+  return { ...session, release: Effect.andThen(Deferred.succeed(release, undefined), Fiber.join(fiber)) }
+})

@@ -7,12 +7,12 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Redacted, Schema, SubscriptionRef } from "effect"
+import { Effect, Layer, Redacted, Schema, SubscriptionRef } from "effect"
 import { SqlClient } from "effect/sql"
 import { DeadLetterStore, Event, EventStore, Health, Position, Projection, ProjectionRunner } from "eventcore"
 import { Migrations, PostgresHealth, PostgresProjection } from "eventcore/postgres"
 import { createServer, type Socket } from "node:net"
-import { appendTo, eventually, namespace, raw, stream } from "./fixtures.ts"
+import { appendTo, eventually, idleInTransaction, namespace, raw, stream } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
 
 const Notes = Event.catalog(Schema.TaggedStruct("Noted", { text: Schema.String }))
@@ -42,27 +42,6 @@ const migratedSchema = Effect.acquireRelease(
   }),
   (schema) => Effect.orDie(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema ${schema} cascade`)))
 )
-
-/**
- * A transaction on a connection of its own that draws a transaction id and then sits idle.
- * Yields its pid, its transaction id and a release.
- */
-const idleInTransaction = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const opened = yield* Deferred.make<{ readonly pid: number; readonly xid: string }, unknown>()
-  const release = yield* Deferred.make<void>()
-  const fiber = yield* sql.withTransaction(Effect.gen(function*() {
-    const rows = yield* sql.unsafe<{ pid: number; xid: string }>(
-      "select pg_backend_pid() as pid, pg_current_xact_id()::text as xid"
-    )
-    const row = rows[0]
-    if (row === undefined) return yield* Effect.die(new Error("no row"))
-    yield* Deferred.succeed(opened, row)
-    yield* Deferred.await(release)
-  })).pipe(Effect.onError((cause) => Deferred.failCause(opened, cause)), Effect.forkChild)
-  const session = yield* Deferred.await(opened)
-  return { ...session, release: Effect.andThen(Deferred.succeed(release, undefined), Fiber.join(fiber)) }
-})
 
 /** A TCP server that accepts connections and never says a word. */
 const silentServer = Effect.acquireRelease(

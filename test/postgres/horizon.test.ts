@@ -7,11 +7,10 @@
  * oldest transaction running, ours or an older one.
  */
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger, Schedule, Schema, Stream } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect, Fiber, Layer, Logger, Schedule, Schema, Stream } from "effect"
 import { Event, EventStore, Position, Projection, ProjectionRunner } from "eventcore"
 import { MemoryProjections } from "eventcore/memory"
-import { appendTo, namespace, raw, stream } from "./fixtures.ts"
+import { appendTo, idleInTransaction, namespace, raw, stream } from "./fixtures.ts"
 import * as Harness from "./harness.ts"
 
 /** The events `appendTo` writes. */
@@ -26,27 +25,6 @@ const Live = Layer.mergeAll(MemoryProjections.layer).pipe(
   Layer.provideMerge(Harness.layer({ maxConnections: 6, store: { horizonWarning: "200 millis" } })),
   Layer.provide(Logger.layer([capture], { mergeWithExisting: true }))
 )
-
-/**
- * Opens a transaction on a connection of its own that draws a transaction id and then sits
- * idle, as a forgotten `BEGIN` in psql would. Yields its pid, its transaction id and a release.
- */
-const idleInTransaction = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const opened = yield* Deferred.make<{ readonly pid: number; readonly xid: string }, unknown>()
-  const release = yield* Deferred.make<void>()
-  const fiber = yield* sql.withTransaction(Effect.gen(function*() {
-    const rows = yield* sql.unsafe<{ pid: number; xid: string }>(
-      "select pg_backend_pid() as pid, pg_current_xact_id()::text as xid"
-    )
-    const row = rows[0]
-    if (row === undefined) return yield* Effect.die(new Error("no row"))
-    yield* Deferred.succeed(opened, row)
-    yield* Deferred.await(release)
-  })).pipe(Effect.onError((cause) => Deferred.failCause(opened, cause)), Effect.forkChild)
-  const session = yield* Deferred.await(opened)
-  return { ...session, release: Effect.andThen(Deferred.succeed(release, undefined), Fiber.join(fiber)) }
-})
 
 layer(Live, { excludeTestServices: true, timeout: "60 seconds" })("the read horizon", (it) => {
   it.effect("a session idle in a transaction: horizon, lag and awaitVisible say so; all clears when it ends", () =>
