@@ -158,13 +158,8 @@ const statusCommand = Command.make(
 const behind = (schema: string, after: Position.Position, cap: number) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql.unsafe<{ readonly events: bigint | string; readonly oldest: Date | null }>(
-      `select count(*) as events, min(p.recorded_at) as oldest from (
-         select e.recorded_at from ${schema}.events e
-         where e.tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ${schema}.tx_offset())::text::xid8
-           and (e.tx_id, e.position) > ($1::xid8, $2::bigint)
-         order by e.tx_id, e.position limit $3
-       ) p`,
+    const rows = yield* sql.unsafe<{ readonly events: number; readonly oldest: Date | null }>(
+      Statements.visibleAfter(schema),
       [Position.transaction(after).toString(), Position.sequence(after), cap]
     )
     const now = yield* Clock.currentTimeMillis

@@ -240,22 +240,17 @@ const checkpointStates = (
     const rows = yield* sql.unsafe<CheckpointRow>(
       `select name, position, updated_at, rebuild_pending from ${schema}.checkpoints order by name`
     )
-    // Through the (tx_id, position) index, after the checkpoint, below the read horizon.
-    const afterSql = `select count(*)::int as n, min(p.recorded_at) as oldest from (
-        select e.recorded_at from ${schema}.events e
-        where ${Statements.visible(schema)} and (e.tx_id, e.position) > ($1::xid8, $2::bigint)
-        order by e.tx_id, e.position limit $3
-      ) as p`
+    const afterSql = Statements.visibleAfter(schema)
     const states = new Map<string, CheckpointState>()
     for (const row of rows) {
       const position = row.position !== null && Position.is(row.position) ? row.position : Position.initial
-      const after = yield* sql.unsafe<{ readonly n: number; readonly oldest: Date | null }>(afterSql, [
+      const after = yield* sql.unsafe<{ readonly events: number; readonly oldest: Date | null }>(afterSql, [
         Position.transaction(position).toString(),
         Position.sequence(position).toString(),
         lagCap
       ])
       const now = yield* Clock.currentTimeMillis
-      const n = Number(after[0]?.n ?? 0)
+      const n = Number(after[0]?.events ?? 0)
       const oldest = after[0]?.oldest ?? null
       states.set(row.name, {
         position,

@@ -19,6 +19,18 @@ const horizon = (schema: string) =>
 export const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
 
 /**
+ * How many events global readers can see after a position (`$1` its transaction, `$2` its
+ * sequence), counted up to `$3` through the `(tx_id, position)` index, and when the oldest of
+ * them was recorded: a projection's lag as the store alone can tell it (health, the CLI).
+ */
+export const visibleAfter = (schema: string) =>
+  `select count(*)::int as events, min(p.recorded_at) as oldest from (
+    select e.recorded_at from ${schema}.events e
+    where ${visible(schema)} and (e.tx_id, e.position) > ($1::xid8, $2::bigint)
+    order by e.tx_id, e.position limit $3
+  ) as p`
+
+/**
  * One call of the append function. Parameters: boundary stream ids, expected versions
  * (-1 = any), event ids, event streams, types, schema versions, payloads and metadata (JSON
  * texts, encoded and checked once by the store), recorded at, idempotency key, its
