@@ -363,13 +363,11 @@ export const make = (config?: Config): Effect.Effect<CommandExecutor["Service"],
             notBefore: now - retention
           }
           const state: Attempt.Execution = { unsettled: [], idempotency: claim }
-          // Each attempt's conflict is counted where the attempt fails: the retry's predicate
-          // runs twice on the first failure and not at all on the one that exhausts the schedule.
           let once = Effect.suspend(() => {
             track.attempts++
             const attempt = Attempt.run(anyInput, input, metadata, env, state)
             return env.traced ? Attempt.traced(attempt, track.attempts) : attempt
-          }).pipe(Effect.tapError((error) => Effect.sync(() => Telemetry.countConflict(error, fiber.context))))
+          })
           if (transientRetry !== undefined) {
             once = retryAfterFirstFailure(once, transientRetry, isTransient, "transient-failure", command.name)
           }

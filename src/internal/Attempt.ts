@@ -199,7 +199,11 @@ export const run = <I, E extends Event.Tagged, S, Roles extends string, Err, R>(
           Effect.sync(() => {
             // The outcome is unknown: a later attempt must find out before deciding again.
             if (error._tag === "EventStoreError" && error.transient) execution.unsettled.push(request)
-            Telemetry.observeAppend(error._tag === "ConcurrencyConflict" ? "conflict" : "error", started, env)
+            const conflict = error._tag === "ConcurrencyConflict"
+            Telemetry.observeAppend(conflict ? "conflict" : "error", started, env)
+            // Counted where each attempt's conflict arises (the append is their only source),
+            // not in the retry's predicate, which runs twice on the first and never on the last.
+            if (conflict) Telemetry.countConflict(error, env.context)
           })
         ),
         Effect.map((appended): Outcome => {

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Context, Effect, Exit, type Fiber, Metric, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, Metric, Predicate, Tracer } from "effect"
 import type { ConcurrencyConflict } from "../Errors.ts"
 import {
   appendDuration,
@@ -111,16 +111,13 @@ export interface Execution {
   attempts: number
 }
 
-const isTagged = (u: unknown, tag: string): boolean =>
-  typeof u === "object" && u !== null && "_tag" in u && u._tag === tag
-
 /**
  * Counts an attempt's failure if it is a conflict, by the category of every stream that had
  * moved (only failures reach here: a command that succeeds at once pays nothing). Called once
  * per failed attempt, the last one included; the retry decision is the executor's.
  */
 export const countConflict = (error: unknown, context: Context.Context<never>): void => {
-  if (!isTagged(error, "ConcurrencyConflict")) return
+  if (!Predicate.isTagged(error, "ConcurrencyConflict")) return
   for (const conflict of (error as ConcurrencyConflict).conflicts) {
     const category = categoryAttribute(conflict.streamId)
     series.conflicts(category, { category }).updateUnsafe(1, context)
@@ -185,7 +182,7 @@ export const observeCommand = (
     return
   }
   const failure = exit.cause.reasons.find(Cause.isFailReason)
-  if (failure !== undefined && isTagged(failure.error, "ConcurrencyConflict")) {
+  if (failure !== undefined && Predicate.isTagged(failure.error, "ConcurrencyConflict")) {
     recording?.attribute(
       "eventcore.conflicting_streams",
       (failure.error as ConcurrencyConflict).conflicts.map((c) => c.streamId)

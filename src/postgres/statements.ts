@@ -16,7 +16,7 @@ const horizon = (schema: string) =>
   `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ${schema}.tx_offset())::text::xid8`
 
 /** Visible to global reads: transactions below the horizon, all finished. */
-export const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
+const visible = (schema: string) => `e.tx_id < ${horizon(schema)}`
 
 /**
  * How many events global readers can see after a position (`$1` its transaction, `$2` its
