@@ -15,7 +15,7 @@
 import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schema, type Tracer } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { SqlError } from "effect/sql/SqlError"
 import { EventDecodeError, EventStoreError, InvalidInput } from "../Errors.ts"
 import {
   type AppendRequest,
@@ -465,21 +465,13 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
   const readIdempotencyKey = (key: string, notBefore: number) =>
     traced("readIdempotencyKey", "idempotency_keys", () => readIdempotencyKeyUntraced(key, notBefore))
 
-  const readHorizon = (filter: EventFilter | undefined, cap: number) => {
-    const filters = filterClauses(filter, 2)
-    return sql.unsafe<Parameters<typeof Horizon.fromRow>[0]>(Statements.horizonReport(schema, filters.sql), [
-      Math.max(1, Math.floor(cap)),
-      ...filters.params
-    ]).pipe(
-      Effect.mapError((error) => fromSqlError("horizon", error)),
-      Effect.flatMap((rows) => {
-        const row = rows[0]
-        return row === undefined
-          ? Effect.fail(
-            new EventStoreError({ operation: "horizon", transient: false, cause: "the report returned no row" })
-          )
-          : Effect.map(Clock.currentTimeMillis, (now) => Horizon.fromRow(row, cap, now))
-      }),
+  const readHorizon = (filter: EventFilter | undefined, cap: number) =>
+    Horizon.read(sql, schema, cap, filterClauses(filter, 2)).pipe(
+      Effect.mapError((error) =>
+        error instanceof SqlError
+          ? fromSqlError("horizon", error)
+          : new EventStoreError({ operation: "horizon", transient: false, cause: "the report returned no row" })
+      ),
       // The store-wide report (no filter) is what the read-horizon gauges show.
       Effect.tap((report) =>
         filter === undefined
@@ -489,7 +481,6 @@ export const make = Effect.fnUntraced(function*(options?: Options) {
           : Effect.void
       )
     )
-  }
 
   const horizonWarning = Duration.fromInputUnsafe(options?.horizonWarning ?? defaultHorizonWarning)
   yield* Horizon.monitor({

@@ -134,7 +134,7 @@ export const check = Effect.fn("PostgresHealth.check")(function*(
         checks.push(
           yield* Checks.probe(
             "read-horizon",
-            Effect.map(readHorizon(sql, schema), (horizon) => {
+            Effect.map(Horizon.read(sql, schema, Horizon.defaultCap), (horizon) => {
               held = horizon.pending
               return Checks.horizon(horizon, thresholds)
             }),
@@ -208,17 +208,6 @@ const schemaVersion = (sql: SqlClient.SqlClient, schema: string, full: boolean) 
       } satisfies Checks.Outcome
     }
     return { status: "healthy", message: `schema ${schema} at version ${version}`, details } satisfies Checks.Outcome
-  })
-
-/** The store-wide read horizon, as `EventStore.horizon()` reports it. */
-const readHorizon = (sql: SqlClient.SqlClient, schema: string) =>
-  Effect.gen(function*() {
-    const rows = yield* sql.unsafe<Parameters<typeof Horizon.fromRow>[0]>(Statements.horizonReport(schema, ""), [
-      Horizon.defaultCap
-    ])
-    const row = rows[0]
-    if (row === undefined) return yield* Effect.fail(new Error("the horizon report returned no row"))
-    return Horizon.fromRow(row, Horizon.defaultCap, yield* Clock.currentTimeMillis)
   })
 
 /** Dead letters per projection. */

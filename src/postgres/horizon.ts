@@ -5,9 +5,12 @@
  * @internal
  */
 import { Clock, DateTime, Duration, Effect, type Scope } from "effect"
+import type { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import type { EventStoreError } from "../Errors.ts"
 import type { EventFilter, Horizon, HorizonHolder } from "../EventStore.ts"
 import * as Position from "../Position.ts"
+import * as Statements from "./statements.ts"
 import { sleepReal } from "./Wakeups.ts"
 
 interface Row {
@@ -53,6 +56,27 @@ const fullTransactionId = (xid: string, near: bigint): bigint => {
 
 /** The default cap of `pending`. */
 export const defaultCap = 10_000
+
+/**
+ * Runs the horizon report (`filters`: extra conditions on the events, their parameters after
+ * the cap) and reads it as of now. Fails with the statement's error, or with an `Error` should
+ * the report return no row.
+ */
+export const read = (
+  sql: SqlClient.SqlClient,
+  schema: string,
+  cap: number,
+  filters: { readonly sql: string; readonly params: ReadonlyArray<unknown> } = { sql: "", params: [] }
+): Effect.Effect<Horizon, SqlError | Error> =>
+  Effect.gen(function*() {
+    const rows = yield* sql.unsafe<Row>(Statements.horizonReport(schema, filters.sql), [
+      Math.max(1, Math.floor(cap)),
+      ...filters.params
+    ])
+    const row = rows[0]
+    if (row === undefined) return yield* Effect.fail(new Error("the horizon report returned no row"))
+    return fromRow(row, cap, yield* Clock.currentTimeMillis)
+  })
 
 /** Turns the report's row into a `Horizon`, as of `now` (epoch milliseconds). */
 export const fromRow = (row: Row, cap: number, now: number): Horizon => {
