@@ -15,8 +15,8 @@ import type { DeadLetter } from "../DeadLetterStore.ts"
 import * as PostgresDeadLetterStore from "../postgres/PostgresDeadLetterStore.ts"
 import { eventColumns, type EventRow } from "../postgres/rows.ts"
 import * as Output from "./Output.ts"
-import { beginRebuild, follow, headOf } from "./Projections.ts"
-import { countFlag, requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
+import { beginRebuild, follow } from "./Projections.ts"
+import { countFlag, headOf, requireStore, requireYes, showPosition, withDatabase, yesFlag } from "./Shared.ts"
 import { showEvent } from "./Streams.ts"
 
 const toJson = (letter: DeadLetter) => ({

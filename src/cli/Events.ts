@@ -14,7 +14,7 @@ import * as Position from "../Position.ts"
 import type { EventRow } from "../postgres/rows.ts"
 import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
-import { countFlag, parsePosition, requireStore, rowPosition, showPosition, withDatabase } from "./Shared.ts"
+import { countFlag, headOf, parsePosition, requireStore, rowPosition, showPosition, withDatabase } from "./Shared.ts"
 import { showEvent } from "./Streams.ts"
 
 interface PageRow extends Omit<EventRow, "tx_id" | "position"> {
@@ -59,12 +59,10 @@ const tail = Command.make("tail", {
         clauses += ` and e.type = $${3 + params.length}`
       }
       const pageSql = Statements.page(schema, clauses)
-      const headSql = Statements.head(schema)
 
       let at = Position.initial
       if (start === "end") {
-        const head = yield* sql.unsafe<{ readonly tx_id: string; readonly position: bigint }>(headSql)
-        at = head[0] === undefined ? Position.initial : rowPosition(head[0].tx_id, head[0].position)
+        at = yield* headOf(schema)
       } else if (start !== "start") {
         at = start
       }

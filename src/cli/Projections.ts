@@ -19,10 +19,10 @@ import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
 import {
   countFlag,
+  headOf,
   parsePosition,
   requireStore,
   requireYes,
-  rowPosition,
   showPosition,
   withDatabase,
   yesFlag
@@ -178,10 +178,8 @@ const lag = Command.make("lag", {
   withDatabase(({ json, schema }) =>
     Effect.gen(function*() {
       yield* requireStore(schema)
-      const sql = yield* SqlClient.SqlClient
       const shown = yield* load(schema, Option.getOrUndefined(name))
-      const head = yield* sql.unsafe<{ readonly tx_id: string; readonly position: bigint }>(Statements.head(schema))
-      const headAt = head[0] === undefined ? Position.initial : rowPosition(head[0].tx_id, head[0].position)
+      const headAt = yield* headOf(schema)
       const lags = yield* Effect.forEach(shown, (p) =>
         Effect.map(
           behind(schema, p.checkpoint === null ? Position.initial : toPosition(p.checkpoint), cap),
@@ -312,14 +310,6 @@ const waitFlags = {
     Flag.optional
   )
 }
-
-/** The store's head: where a projection sent back has to get to. */
-export const headOf = (schema: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql.unsafe<{ readonly tx_id: string; readonly position: bigint }>(Statements.head(schema))
-    return rows[0] === undefined ? Position.initial : rowPosition(rows[0].tx_id, rows[0].position)
-  })
 
 /** Marks a rebuild of `projection` pending (CheckpointStore.beginRebuild, on a known projection). */
 export const beginRebuild = (schema: string, projection: string) =>

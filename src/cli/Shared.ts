@@ -16,6 +16,7 @@ import { SqlError } from "effect/sql/SqlError"
 import { EventStoreError, InvalidInput } from "../Errors.ts"
 import * as Position from "../Position.ts"
 import * as Migrations from "../postgres/Migrations.ts"
+import * as Statements from "../postgres/statements.ts"
 import { CliFailure, ExitCode, fail } from "./Output.ts"
 
 /**
@@ -248,3 +249,11 @@ export const yesFlag = Flag.Boolean("yes").pipe(
 /** Refuses a destructive action without `--yes`, saying what it would do. */
 export const requireYes = (confirmed: boolean, what: string): Effect.Effect<void, CliFailure> =>
   confirmed ? Effect.void : fail(ExitCode.usage, `${what}; pass --yes to confirm`)
+
+/** The store's head: where a projection sent back has to get to. */
+export const headOf = (schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<{ readonly tx_id: string; readonly position: bigint }>(Statements.head(schema))
+    return rows[0] === undefined ? Position.initial : rowPosition(rows[0].tx_id, rows[0].position)
+  })
