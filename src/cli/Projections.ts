@@ -14,6 +14,7 @@ import { Clock, Effect, Option, Stdio } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { SqlClient } from "effect/sql"
 import * as Position from "../Position.ts"
+import * as PostgresCheckpointStore from "../postgres/PostgresCheckpointStore.ts"
 import * as PostgresProjectionLock from "../postgres/PostgresProjectionLock.ts"
 import * as Statements from "../postgres/statements.ts"
 import * as Output from "./Output.ts"
@@ -315,11 +316,7 @@ const waitFlags = {
 export const beginRebuild = (schema: string, projection: string) =>
   Effect.gen(function*() {
     yield* load(schema, projection)
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe(
-      `update ${schema}.checkpoints set rebuild_pending = true, updated_at = now() where name = $1`,
-      [projection]
-    )
+    yield* (yield* PostgresCheckpointStore.make({ schema })).beginRebuild(projection)
   })
 
 const rebuild = Command.make(
@@ -400,7 +397,7 @@ const reset = Command.make("reset", {
       const sql = yield* SqlClient.SqlClient
       // A running runner finds its checkpoint moved at its next save, reloads it and goes on from there.
       yield* destination === undefined
-        ? sql.unsafe(`delete from ${schema}.checkpoints where name = $1`, [name])
+        ? (yield* PostgresCheckpointStore.make({ schema })).reset(name)
         : sql.unsafe(`update ${schema}.checkpoints set position = $2, updated_at = now() where name = $1`, [
           name,
           destination
